@@ -1,0 +1,198 @@
+"""Loadgen TestSettings: mlperf.conf, then the run profile, user.conf, the marker, the CLI.
+
+Loadgen's ``FromConfig(conf_type=0)`` loads its built-in mlperf.conf reliably only on the first
+call in a process, and a pytest session runs many tests in one process. So the built-in values
+are read once per (model, scenario) in a child process and then applied by attribute; user.conf
+is applied with ``conf_type=1`` (loadgen's own parser, so its precedence
+``model.scenario.key > *.scenario.key > model.*.key > *.*.key`` is loadgen's).
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import json
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class Scenario(enum.Enum):
+    OFFLINE = "Offline"
+    SERVER = "Server"
+    SINGLE_STREAM = "SingleStream"
+    INTERACTIVE = "Interactive"
+
+    @property
+    def loadgen_name(self) -> str:
+        """Interactive is loadgen's Server scenario with the ``-interactive`` model limits."""
+        return "Server" if self is Scenario.INTERACTIVE else self.value
+
+    @property
+    def streaming(self) -> bool:
+        """Scenarios that measure TTFT/TPOT need the first token of every query."""
+        return self is not Scenario.OFFLINE
+
+
+class Mode(enum.Enum):
+    PERFORMANCE = "performance"
+    ACCURACY = "accuracy"
+    BOTH = "both"
+
+    def runs(self) -> tuple[Mode, ...]:
+        return (Mode.PERFORMANCE, Mode.ACCURACY) if self is Mode.BOTH else (self,)
+
+
+class Profile(enum.Enum):
+    """``quick``: CI-sized runs over the data set once; ``official``: mlperf.conf durations."""
+
+    QUICK = "quick"
+    OFFICIAL = "official"
+
+
+class SettingsError(ValueError):
+    """A setting that loadgen would reject or silently misread; the message names its source."""
+
+
+def conf_model(benchmark: str, scenario: Scenario) -> str:
+    """The mlperf.conf model key: ``llama3.1-8b`` -> ``llama3_1-8b`` (+ ``-interactive``)."""
+    key = benchmark.replace(".", "_")
+    if scenario is Scenario.INTERACTIVE and not key.endswith("-interactive"):
+        key += "-interactive"
+    return key
+
+
+_SNAPSHOT = r"""
+import json, sys
+import mlperf_loadgen as lg
+model, scenario = sys.argv[1], sys.argv[2]
+s = lg.TestSettings()
+s.scenario = getattr(lg.TestScenario, scenario)
+rc = s.FromConfig("", model, scenario, 0)
+out = {}
+for name in dir(s):
+    if name.startswith("_") or name in ("FromConfig", "scenario", "mode"):
+        continue
+    value = getattr(s, name)
+    if isinstance(value, (bool, int, float, str)):
+        out[name] = value
+print(json.dumps({"rc": rc, "values": out}))
+"""
+
+
+@functools.cache
+def builtin_conf(model: str, loadgen_scenario: str) -> Mapping[str, Any]:
+    """The TestSettings values loadgen's built-in mlperf.conf gives ``model`` in a scenario."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _SNAPSHOT, model, loadgen_scenario],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SettingsError(f"reading loadgen's built-in mlperf.conf failed: {proc.stderr.strip()}")
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    if data["rc"] != 0:
+        raise SettingsError(f"loadgen's built-in mlperf.conf rejected model '{model}'")
+    return data["values"]
+
+
+#: What the quick profile changes, per scenario: runs short enough for a CPU CI, over the
+#: samples the data set has (the sample count itself comes from the QSL size).
+QUICK_PROFILE: Mapping[Scenario, Mapping[str, Any]] = {
+    Scenario.OFFLINE: {"min_duration_ms": 0, "offline_expected_qps": 0.001},
+    Scenario.SERVER: {"min_duration_ms": 10_000},
+    Scenario.INTERACTIVE: {"min_duration_ms": 10_000},
+    Scenario.SINGLE_STREAM: {"min_duration_ms": 10_000},
+}
+
+
+@dataclass(frozen=True)
+class SettingsPlan:
+    """Everything that decides one run's TestSettings, in precedence order (low to high)."""
+
+    benchmark: str
+    scenario: Scenario
+    profile: Profile
+    total_count: int
+    performance_count: int
+    user_conf: Path | None = None
+    marker_overrides: Mapping[str, Any] = field(default_factory=dict)
+    cli_overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_key(self) -> str:
+        return conf_model(self.benchmark, self.scenario)
+
+    def resolve(self) -> dict[str, Any]:
+        """The effective attribute values (without user.conf, which loadgen itself applies)."""
+        values = dict(builtin_conf(self.model_key, self.scenario.loadgen_name))
+        if self.profile is Profile.QUICK:
+            values.update(QUICK_PROFILE[self.scenario])
+            values["min_query_count"] = self.performance_count
+            if self.scenario is Scenario.SINGLE_STREAM:
+                values["min_query_count"] = min(self.performance_count, 64)
+        values.update(self.marker_overrides)
+        values.update(self.cli_overrides)
+        return values
+
+    def build(self, mode: Mode) -> Any:
+        """A loadgen ``TestSettings`` for one run in ``mode`` (performance or accuracy)."""
+        import mlperf_loadgen as lg
+
+        settings = lg.TestSettings()
+        settings.scenario = getattr(lg.TestScenario, self.scenario.loadgen_name)
+        values = self.resolve()
+        _apply(settings, builtin_conf(self.model_key, self.scenario.loadgen_name), "mlperf.conf")
+        if self.profile is Profile.QUICK:
+            _apply(settings, QUICK_PROFILE[self.scenario], "the quick profile")
+            _apply(settings, {"min_query_count": values["min_query_count"]}, "the quick profile")
+        if self.user_conf is not None:
+            rc = settings.FromConfig(str(self.user_conf), self.model_key, self.scenario.loadgen_name, 1)
+            if rc != 0:
+                raise SettingsError(
+                    f"{self.user_conf}: loadgen could not read this user.conf (code {rc}); "
+                    "lines must be 'model.scenario.key = number'"
+                )
+        _apply(settings, self.marker_overrides, "the mlperf marker")
+        _apply(settings, self.cli_overrides, "--mlperf-setting")
+        # loadgen issues this many distinct samples; more than the QSL holds is an error there.
+        if settings.performance_sample_count_override == 0 or (
+            settings.performance_sample_count_override > self.performance_count
+        ):
+            settings.performance_sample_count_override = self.performance_count
+        settings.mode = (
+            lg.TestMode.AccuracyOnly if mode is Mode.ACCURACY else lg.TestMode.PerformanceOnly
+        )
+        return settings
+
+
+def settings_dict(settings: Any) -> dict[str, Any]:
+    """A JSON-able view of a TestSettings, for reports."""
+    out: dict[str, Any] = {}
+    for name in dir(settings):
+        if name.startswith("_") or name == "FromConfig":
+            continue
+        value = getattr(settings, name)
+        out[name] = value if isinstance(value, (bool, int, float, str)) else str(value).split(".")[-1]
+    return out
+
+
+def _apply(settings: Any, values: Mapping[str, Any], source: str) -> None:
+    for name, value in values.items():
+        if name.startswith("_") or not hasattr(settings, name) or name in ("FromConfig",):
+            raise SettingsError(f"{source}: '{name}' is not a loadgen TestSettings field")
+        current = getattr(settings, name)
+        try:
+            if isinstance(current, bool):
+                value = bool(value)
+            elif isinstance(current, int):
+                value = int(value)
+            elif isinstance(current, float):
+                value = float(value)
+            setattr(settings, name, value)
+        except (TypeError, ValueError) as exc:
+            raise SettingsError(f"{source}: bad value {value!r} for '{name}' ({exc})") from exc

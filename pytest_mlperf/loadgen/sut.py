@@ -1,0 +1,110 @@
+"""The bridge between loadgen's callbacks and a :class:`~pytest_mlperf.backends.base.Backend`."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from pytest_mlperf.backends.base import Backend, Query
+
+
+class LoadgenResponder:
+    """Answers loadgen for a backend; thread-safe, so engines may call it from any thread.
+
+    It keeps the queries in flight so that a broken engine (``fail``) cannot leave loadgen
+    waiting forever: every outstanding query is answered empty and the run is marked failed.
+    """
+
+    def __init__(self, lg: Any, *, first_token_required: bool) -> None:
+        self._lg = lg
+        self._lock = threading.Lock()
+        self._in_flight: dict[int, Query] = {}
+        self._first_sent: set[int] = set()
+        self._first_token_required = first_token_required
+        self.error: BaseException | None = None
+        self.completed = 0
+        self.output_tokens = 0
+
+    def track(self, queries: Sequence[Query]) -> None:
+        with self._lock:
+            for q in queries:
+                self._in_flight[q.response_id] = q
+
+    def first_token(self, query: Query, token_id: int) -> None:
+        with self._lock:
+            if query.response_id not in self._in_flight or query.response_id in self._first_sent:
+                return
+            self._first_sent.add(query.response_id)
+        data = np.asarray([token_id], dtype=np.int32)
+        self._lg.FirstTokenComplete(
+            [self._lg.QuerySampleResponse(query.response_id, data.ctypes.data, data.nbytes, 1)]
+        )
+
+    def complete(self, query: Query, tokens: Sequence[int]) -> None:
+        with self._lock:
+            if self._in_flight.pop(query.response_id, None) is None:
+                return  # already answered (e.g. by fail())
+            needs_first = self._first_token_required and query.response_id not in self._first_sent
+            self._first_sent.discard(query.response_id)
+            self.completed += 1
+            self.output_tokens += len(tokens)
+        data = np.asarray(tokens, dtype=np.int32)
+        if needs_first and len(data):
+            # A streaming scenario must see a first token before completion, else loadgen
+            # records an error; this one is honest (its TTFT equals the full latency).
+            self._lg.FirstTokenComplete(
+                [self._lg.QuerySampleResponse(query.response_id, data.ctypes.data, 4, 1)]
+            )
+        self._lg.QuerySamplesComplete(
+            [self._lg.QuerySampleResponse(query.response_id, data.ctypes.data, data.nbytes, len(data))]
+        )
+
+    def fail(self, error: BaseException) -> None:
+        with self._lock:
+            if self.error is None:
+                self.error = error
+            pending = list(self._in_flight.values())
+            self._in_flight.clear()
+        empty = np.zeros(1, dtype=np.int32)
+        responses = [self._lg.QuerySampleResponse(q.response_id, empty.ctypes.data, 0, 0) for q in pending]
+        if responses:
+            self._lg.QuerySamplesComplete(responses)
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._in_flight)
+
+
+class LoadgenSUT:
+    """Owns loadgen's SUT handle for one run: query samples -> Queries -> backend."""
+
+    def __init__(self, lg: Any, backend: Backend, prompts: Sequence[Sequence[int]], responder: LoadgenResponder) -> None:
+        self._lg = lg
+        self._backend = backend
+        self._prompts = prompts
+        self.responder = responder
+        self.handle = lg.ConstructSUT(self._issue, self._flush)
+
+    def _issue(self, samples: Sequence[Any]) -> None:
+        queries = [Query(s.id, s.index, self._prompts[s.index]) for s in samples]
+        self.responder.track(queries)
+        if self.responder.error is not None:
+            self.responder.fail(self.responder.error)
+            return
+        try:
+            self._backend.issue(queries, self.responder)
+        except BaseException as exc:  # noqa: BLE001 - any engine error must end the run, not hang it
+            self.responder.fail(exc)
+
+    def _flush(self) -> None:
+        try:
+            self._backend.flush()
+        except BaseException as exc:  # noqa: BLE001
+            self.responder.fail(exc)
+
+    def destroy(self) -> None:
+        self._lg.DestroySUT(self.handle)
