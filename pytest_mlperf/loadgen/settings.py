@@ -1,10 +1,12 @@
 """Loadgen TestSettings: mlperf.conf, then the run profile, user.conf, the marker, the CLI.
 
-Loadgen's ``FromConfig(conf_type=0)`` loads its built-in mlperf.conf reliably only on the first
-call in a process, and a pytest session runs many tests in one process. So the built-in values
-are read once per (model, scenario) in a child process and then applied by attribute; user.conf
-is applied with ``conf_type=1`` (loadgen's own parser, so its precedence
-``model.scenario.key > *.scenario.key > model.*.key > *.*.key`` is loadgen's).
+Loadgen's ``FromConfig`` applies its built-in mlperf.conf only on the first call of a process,
+logs "Multiple conf files are used" as an *error* into the next run's detail log on later calls,
+and a pytest session runs many tests in one process. So mlperf.conf and user.conf are applied by
+loadgen's own parser in a child process (cached per model, scenario, profile and user.conf) and
+the resulting values are set by attribute here: the precedence
+``model.scenario.key > *.scenario.key > model.*.key > *.*.key`` stays loadgen's, and this
+process never calls ``FromConfig``.
 """
 
 from __future__ import annotations
@@ -66,37 +68,83 @@ def conf_model(benchmark: str, scenario: Scenario) -> str:
 
 
 _SNAPSHOT = r"""
-import json, sys
+import json, os, sys, tempfile
 import mlperf_loadgen as lg
-model, scenario = sys.argv[1], sys.argv[2]
-s = lg.TestSettings()
-s.scenario = getattr(lg.TestScenario, scenario)
+
+req = json.loads(sys.argv[1])
+model, scenario = req["model"], req["scenario"]
+
+
+def fresh():
+    s = lg.TestSettings()
+    s.scenario = getattr(lg.TestScenario, scenario)
+    return s
+
+
+def snapshot(s):
+    out = {}
+    for name in dir(s):
+        if name.startswith("_") or name in ("FromConfig", "scenario", "mode"):
+            continue
+        value = getattr(s, name)
+        if isinstance(value, (bool, int, float, str)):
+            out[name] = value
+    return out
+
+
+s = fresh()
 rc = s.FromConfig("", model, scenario, 0)
-out = {}
-for name in dir(s):
-    if name.startswith("_") or name in ("FromConfig", "scenario", "mode"):
-        continue
-    value = getattr(s, name)
-    if isinstance(value, (bool, int, float, str)):
-        out[name] = value
-print(json.dumps({"rc": rc, "values": out}))
+if rc != 0:
+    print(json.dumps({"rc": rc, "stage": "mlperf.conf"}))
+    sys.exit(0)
+values = snapshot(s)
+values.update(req["preset"])
+if req["user_conf"]:
+    # The first conf_type=1 call also re-applies mlperf.conf; spend it on an empty file so
+    # the user.conf call changes exactly the keys user.conf names.
+    with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as empty:
+        pass
+    fresh().FromConfig(empty.name, model, scenario, 1)
+    os.unlink(empty.name)
+    s = fresh()
+    for name, value in values.items():
+        setattr(s, name, value)
+    rc = s.FromConfig(req["user_conf"], model, scenario, 1)
+    if rc != 0:
+        print(json.dumps({"rc": rc, "stage": "user.conf"}))
+        sys.exit(0)
+    values = snapshot(s)
+print(json.dumps({"rc": 0, "values": values}))
 """
 
 
+def conf_values(
+    model: str, loadgen_scenario: str, preset: Mapping[str, Any], user_conf: Path | None
+) -> Mapping[str, Any]:
+    """TestSettings values from loadgen's built-in mlperf.conf, then ``preset``, then
+    ``user_conf``, all applied by loadgen's own parser in a child process (cached)."""
+    key = json.dumps({"model": model, "scenario": loadgen_scenario, "preset": dict(preset),
+                      "user_conf": str(user_conf) if user_conf else None}, sort_keys=True)
+    mtime = user_conf.stat().st_mtime_ns if user_conf and user_conf.exists() else 0
+    return _conf_values(key, mtime)
+
+
 @functools.cache
-def builtin_conf(model: str, loadgen_scenario: str) -> Mapping[str, Any]:
-    """The TestSettings values loadgen's built-in mlperf.conf gives ``model`` in a scenario."""
+def _conf_values(request: str, _mtime: int) -> Mapping[str, Any]:
     proc = subprocess.run(
-        [sys.executable, "-c", _SNAPSHOT, model, loadgen_scenario],
-        capture_output=True,
-        text=True,
-        check=False,
+        [sys.executable, "-c", _SNAPSHOT, request], capture_output=True, text=True, check=False
     )
     if proc.returncode != 0:
-        raise SettingsError(f"reading loadgen's built-in mlperf.conf failed: {proc.stderr.strip()}")
+        raise SettingsError(f"reading loadgen's mlperf.conf failed: {proc.stderr.strip()}")
     data = json.loads(proc.stdout.strip().splitlines()[-1])
+    req = json.loads(request)
     if data["rc"] != 0:
-        raise SettingsError(f"loadgen's built-in mlperf.conf rejected model '{model}'")
+        if data["stage"] == "user.conf":
+            raise SettingsError(
+                f"{req['user_conf']}: loadgen could not read this user.conf (code {data['rc']}); "
+                "lines must be 'model.scenario.key = number'"
+            )
+        raise SettingsError(f"loadgen's built-in mlperf.conf rejected model '{req['model']}'")
     return data["values"]
 
 
@@ -127,16 +175,15 @@ class SettingsPlan:
     def model_key(self) -> str:
         return conf_model(self.benchmark, self.scenario)
 
-    def resolve(self) -> dict[str, Any]:
-        """The effective attribute values (without user.conf, which loadgen itself applies)."""
-        values = dict(builtin_conf(self.model_key, self.scenario.loadgen_name))
-        if self.profile is Profile.QUICK:
-            values.update(QUICK_PROFILE[self.scenario])
-            values["min_query_count"] = self.performance_count
-            if self.scenario is Scenario.SINGLE_STREAM:
-                values["min_query_count"] = min(self.performance_count, 64)
-        values.update(self.marker_overrides)
-        values.update(self.cli_overrides)
+    def profile_values(self) -> dict[str, Any]:
+        if self.profile is Profile.OFFICIAL:
+            return {}
+        values = dict(QUICK_PROFILE[self.scenario])
+        values["min_query_count"] = (
+            min(self.performance_count, 64)
+            if self.scenario is Scenario.SINGLE_STREAM
+            else self.performance_count
+        )
         return values
 
     def build(self, mode: Mode) -> Any:
@@ -145,18 +192,8 @@ class SettingsPlan:
 
         settings = lg.TestSettings()
         settings.scenario = getattr(lg.TestScenario, self.scenario.loadgen_name)
-        values = self.resolve()
-        _apply(settings, builtin_conf(self.model_key, self.scenario.loadgen_name), "mlperf.conf")
-        if self.profile is Profile.QUICK:
-            _apply(settings, QUICK_PROFILE[self.scenario], "the quick profile")
-            _apply(settings, {"min_query_count": values["min_query_count"]}, "the quick profile")
-        if self.user_conf is not None:
-            rc = settings.FromConfig(str(self.user_conf), self.model_key, self.scenario.loadgen_name, 1)
-            if rc != 0:
-                raise SettingsError(
-                    f"{self.user_conf}: loadgen could not read this user.conf (code {rc}); "
-                    "lines must be 'model.scenario.key = number'"
-                )
+        base = conf_values(self.model_key, self.scenario.loadgen_name, self.profile_values(), self.user_conf)
+        _apply(settings, base, "mlperf.conf/user.conf")
         _apply(settings, self.marker_overrides, "the mlperf marker")
         _apply(settings, self.cli_overrides, "--mlperf-setting")
         # loadgen issues this many distinct samples; more than the QSL holds is an error there.
