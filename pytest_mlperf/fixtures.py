@@ -7,6 +7,7 @@ settings, SUT, run folder, runner, baseline and the judged result.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -215,28 +216,48 @@ def mlperf_runner(
 
 
 @pytest.fixture
-def mlperf_baseline(mlperf_spec: BenchmarkSpec, mlperf_model: ModelSource, mlperf_options: MlperfOptions) -> Any:
+def mlperf_baseline(
+    mlperf_spec: BenchmarkSpec, mlperf_model: ModelSource, mlperf_options: MlperfOptions, mlperf_qsl: QSL
+) -> Any:
     """The accuracy baseline: the marker's, else the embedded model's own scores on the
-    embedded set, else the official MLCommons targets for the benchmark."""
+    embedded set, else the official MLCommons targets for the benchmark. A generated-length
+    target is a total over the full set: it is scaled when fewer samples are scored."""
     from pytest_mlperf.accuracy import TARGETS, Baseline
 
     declared = mlperf_spec.baseline
+    full_count = None
     if isinstance(declared, Mapping):
-        return Baseline(name=f"{mlperf_spec.benchmark} (declared)", **_baseline_fields(declared), ratio=mlperf_spec.rouge_ratio)
-    if isinstance(declared, str):
+        baseline = Baseline(name=f"{mlperf_spec.benchmark} (declared)", **_baseline_fields(declared), ratio=mlperf_spec.rouge_ratio)
+        full_count = declared.get("gen_num")
+    elif isinstance(declared, str):
         if declared not in TARGETS:
             pytest.fail(f"mlperf marker baseline={declared!r} is not one of {sorted(TARGETS)}", pytrace=False)
-        return TARGETS[declared]
-    if mlperf_model.embedded and mlperf_options.dataset is None:
+        baseline = TARGETS[declared]
+    elif mlperf_model.embedded and mlperf_options.dataset is None:
         from pytest_mlperf import embedded
 
-        return Baseline(name="embedded model on the embedded set", **_baseline_fields(embedded.baseline()), ratio=mlperf_spec.rouge_ratio)
-    if mlperf_spec.benchmark not in TARGETS:
+        measured = embedded.baseline()
+        baseline = Baseline(name="embedded model on the embedded set", **_baseline_fields(measured), ratio=mlperf_spec.rouge_ratio)
+        full_count = measured.get("gen_num")
+    elif mlperf_spec.benchmark in TARGETS:
+        baseline = TARGETS[mlperf_spec.benchmark]
+    else:
         pytest.fail(
             f"no accuracy baseline for '{mlperf_spec.benchmark}': declare baseline={{...}} in its mlperf marker",
             pytrace=False,
         )
-    return TARGETS[mlperf_spec.benchmark]
+    if baseline.gen_len and full_count is None:
+        from pytest_mlperf.loadgen.settings import conf_model, conf_values
+
+        model_key = conf_model(mlperf_spec.benchmark, Scenario.OFFLINE)
+        full_count = conf_values(model_key, "Offline", {}, None).get("performance_sample_count_override")
+    if baseline.gen_len and full_count and full_count != mlperf_qsl.total_count:
+        baseline = dataclasses.replace(
+            baseline,
+            gen_len=round(baseline.gen_len * mlperf_qsl.total_count / full_count),
+            name=f"{baseline.name}, gen_len scaled to {mlperf_qsl.total_count} of {full_count} samples",
+        )
+    return baseline
 
 
 def _baseline_fields(values: Mapping[str, Any]) -> dict[str, Any]:

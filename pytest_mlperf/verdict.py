@@ -75,5 +75,7 @@ def judge_accuracy(
     if scores is None:
         reasons.append(f"no accuracy log scored from {result.accuracy_log}")
     else:
-        reasons += [f"accuracy below baseline '{baseline.name}': {miss}" for miss in check(scores, baseline, ratio)]
+        misses = check(scores, baseline, ratio)
+        if misses:
+            reasons.append(f"accuracy below baseline '{baseline.name}': " + "; ".join(map(str, misses)))
     return Verdict(passed=not reasons, reasons=tuple(reasons))

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from pytest_mlperf.loadgen.settings import Mode, Profile, Scenario, SettingsError, SettingsPlan, conf_model
+from pytest_mlperf.loadgen.settings import (
+    Mode,
+    Profile,
+    Scenario,
+    SettingsError,
+    SettingsPlan,
+    conf_model,
+)
 
 
 def plan(scenario: Scenario, profile: Profile = Profile.OFFICIAL, **kw) -> SettingsPlan:
