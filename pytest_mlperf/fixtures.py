@@ -202,7 +202,8 @@ def mlperf_run_dir(request: pytest.FixtureRequest, mlperf_options: MlperfOptions
 
 @pytest.fixture
 def mlperf_runner(
-    mlperf_settings: SettingsPlan, mlperf_sut: Backend, mlperf_qsl: QSL, mlperf_run_dir: Path
+    mlperf_settings: SettingsPlan, mlperf_sut: Backend, mlperf_qsl: QSL, mlperf_run_dir: Path,
+    mlperf_options: MlperfOptions,
 ) -> Callable[[Mode], RunResult]:
     """Runs loadgen once in the given mode into this test's run folder."""
 
@@ -210,6 +211,7 @@ def mlperf_runner(
         return run_loadgen(
             plan=mlperf_settings, mode=mode, backend=mlperf_sut,
             prompts=mlperf_qsl.prompts, outdir=mlperf_run_dir / mode.value,
+            timeout_s=mlperf_options.run_timeout,
         )
 
     return run

@@ -47,6 +47,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("total-samples", "use only the first N records of the data set (QSL total count)."),
     Option("performance-samples", "QSL performance sample count (default: all used records)."),
     Option("user-conf", "loadgen user.conf applied after mlperf.conf (model.scenario.key = value)."),
+    Option("run-timeout", "fail a loadgen run that takes longer than this many seconds (a hung engine)."),
     Option("output", "folder for every run's loadgen logs, one folder per test.", "mlperf-results"),
     Option("setting", "loadgen TestSettings override KEY=VALUE (repeatable), highest precedence.", multiple=True),
     Option("engine-arg", "engine argument KEY=VALUE (repeatable; VALUE parsed as JSON when it can be).", multiple=True),
@@ -65,6 +66,7 @@ class MlperfOptions:
     dataset: Path | None = None
     total_samples: int | None = None
     performance_samples: int | None = None
+    run_timeout: float | None = None
     user_conf: Path | None = None
     output: Path = Path("mlperf-results")
     settings: Mapping[str, Any] = field(default_factory=dict)
@@ -188,6 +190,13 @@ def parse(config: pytest.Config) -> MlperfOptions:
         values["dataset"] = _path(o("dataset"), raw(o("dataset")), root, must_exist=True, kind="data set file")
     if raw(o("user-conf")):
         values["user_conf"] = _path(o("user-conf"), raw(o("user-conf")), root, must_exist=True, kind="user.conf file")
+    if raw(o("run-timeout")):
+        try:
+            values["run_timeout"] = float(raw(o("run-timeout")))
+        except ValueError:
+            values["run_timeout"] = 0.0
+        if values["run_timeout"] <= 0:
+            raise _usage(o("run-timeout"), raw(o("run-timeout")), "expected a positive number of seconds")
     for name in ("total-samples", "performance-samples"):
         if raw(o(name)):
             values[name.replace("-", "_")] = _positive_int(o(name), raw(o(name)))

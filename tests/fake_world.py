@@ -87,12 +87,20 @@ class CrashBackend(CopyBackend):
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
 
+class HangBackend(CopyBackend):
+    """Answers nothing, ever: a wedged engine."""
+    name = "hang"
+
+    def issue(self, queries, responder):
+        pass
+
+
 class OfflineOnlyBackend(CopyBackend):
     name = "offline-only"
     streaming = False
 
 
-BACKENDS = {c.name: c for c in (CopyBackend, SlowBackend, GarbleBackend, CrashBackend, OfflineOnlyBackend)}
+BACKENDS = {c.name: c for c in (CopyBackend, SlowBackend, GarbleBackend, CrashBackend, HangBackend, OfflineOnlyBackend)}
 
 
 def pytest_mlperf_backend_class(name, scenario):

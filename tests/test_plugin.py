@@ -54,6 +54,14 @@ def test_engine_crash_fails_the_test_and_keeps_the_logs(pytester: pytest.Pyteste
     assert len(logs) == 1
 
 
+def test_hung_engine_fails_at_the_run_timeout_and_keeps_the_logs(pytester: pytest.Pytester) -> None:
+    args = setup(pytester)
+    result = pytester.runpytest("--mlperf-backend=hang", "--mlperf-mode=performance", "--mlperf-run-timeout=2", *args)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*engine failed: TimeoutError: the run did not finish within 2 s*"])
+    assert list((pytester.path / "results").rglob("mlperf_log_summary.txt"))
+
+
 def test_every_run_gets_its_own_folder(pytester: pytest.Pytester) -> None:
     args = setup(pytester)
     for _ in range(2):

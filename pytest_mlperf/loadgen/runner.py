@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import traceback
 from collections.abc import Sequence
@@ -93,12 +94,14 @@ def run_loadgen(
     backend: Backend,
     prompts: Sequence[Sequence[int]],
     outdir: Path,
+    timeout_s: float | None = None,
 ) -> RunResult:
     """Run loadgen once over ``prompts`` (the QSL, by index) into ``outdir``.
 
     The folder must be new: loadgen appends to existing logs, and earlier runs are never
     overwritten. A backend that raises or reports failure ends the run early with every
     outstanding query answered empty; the logs are kept and the error is in the result.
+    ``timeout_s`` does the same for an engine that hangs: past it, the run is failed.
     """
     import mlperf_loadgen as lg
 
@@ -116,6 +119,14 @@ def run_loadgen(
     )
     sut = LoadgenSUT(lg, backend, prompts, responder)
     qsl = lg.ConstructQSL(plan.total_count, plan.performance_count, lambda _: None, lambda _: None)
+    watchdog = None
+    if timeout_s:
+        watchdog = threading.Timer(
+            timeout_s,
+            lambda: responder.fail(TimeoutError(f"the run did not finish within {timeout_s:g} s")),
+        )
+        watchdog.daemon = True
+        watchdog.start()
     started = time.perf_counter()
     try:
         # A stray audit.config in the working directory would silently turn this into a
@@ -125,6 +136,8 @@ def run_loadgen(
         )
     finally:
         wall = time.perf_counter() - started
+        if watchdog is not None:
+            watchdog.cancel()
         lg.DestroyQSL(qsl)
         sut.destroy()
 
