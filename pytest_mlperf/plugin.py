@@ -116,14 +116,14 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    report = yield
     result = item.stash.get(stash.RESULT, None)
-    if result is not None and report.when == "call":
-        # Plain data on the report crosses xdist; the controller writes summaries.
-        report.user_properties.append((RECORD_PROPERTY, json.dumps(result.record)))
+    if result is not None and call.when == "call":
+        # On the item, so every later report (JUnit writes at teardown) carries them; plain
+        # data crosses xdist, and the controller writes the summaries.
+        item.user_properties.append((RECORD_PROPERTY, json.dumps(result.record)))
         for key, value in flat_properties(result.record).items():
-            report.user_properties.append((f"mlperf.{key}", value))
-    return report
+            item.user_properties.append((f"mlperf.{key}", value))
+    return (yield)
 
 
 def flat_properties(record: dict[str, Any]) -> dict[str, Any]:
