@@ -86,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
           f"CPU {reference_cpu:.2f} s)")
     print(f"  {expected}")
 
+    from pytest_mlperf.accuracy import recipe
+
+    # Each timed run of ours starts with a cold stem cache, as a fresh process would.
+    recipe._tokenizer.cache_clear()
     wall = time.perf_counter()
     ours = score_texts(predictions, references, workers=args.workers).as_dict()
     ours_s = time.perf_counter() - wall
@@ -93,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{ours_s:.2f} s")
     print(f"  {ours}")
 
+    recipe._tokenizer.cache_clear()
     wall, cpu = time.perf_counter(), time.process_time()
     single = score_texts(predictions, references, workers=1).as_dict()
     single_s, single_cpu = time.perf_counter() - wall, time.process_time() - cpu

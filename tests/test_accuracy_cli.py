@@ -149,3 +149,29 @@ def test_module_runs(files):
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "'gen_num': 12" in done.stdout
+
+
+def test_embedded_tokenizer_and_dataset(tmp_path, capsys):
+    from pytest_mlperf import embedded
+
+    if not (embedded.MODEL_DIR.is_dir() and embedded.DATASET_PATH.is_file()):
+        pytest.skip("the embedded model and sample set are not built")
+    from transformers import AutoTokenizer
+
+    from pytest_mlperf.dataset import load_dataset
+
+    tokenizer = AutoTokenizer.from_pretrained(str(embedded.MODEL_DIR))
+    references = load_dataset(embedded.DATASET_PATH).references[:20]
+    entries = []
+    for qsl, reference in enumerate(references):
+        ids = tokenizer.encode(reference, add_special_tokens=False)
+        entries.append({"seq_id": qsl, "qsl_idx": qsl,
+                        "data": struct.pack(f"<{len(ids)}i", *ids).hex().upper()})
+    log = tmp_path / "mlperf_log_accuracy.json"
+    log.write_text(json.dumps(entries))
+    expected = score_texts(tokenizer.batch_decode(
+        [tokenizer.encode(r, add_special_tokens=False) for r in references],
+        skip_special_tokens=True), references)
+    assert main(["--accuracy-log", str(log), "--dataset", "embedded", "--tokenizer", "embedded",
+                 "--workers", "1"]) == 0
+    assert float(_printed(capsys.readouterr().out)["rouge1"]) == expected.rouge1

@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
     baseline = TARGETS[args.benchmark] if args.benchmark else args.baseline
     print("\nResults\n")
-    print(scores.reference_line(tokens=bool(baseline and baseline.tokens_per_sample)))
+    print(scores.reference_line(args.benchmark or "llama3.1-8b"))
     misses = None
     ratio = None
     if baseline is not None:

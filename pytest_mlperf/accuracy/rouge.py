@@ -53,8 +53,8 @@ class Tokenizer:
     """``rouge_score``'s default tokenizer with ``use_stemmer=True``, with a per-word cache.
 
     The cache maps a raw lowercase word to its final token, or to ``""`` when
-    ``rouge_score`` would drop it. One instance per process; it is not thread-safe to share
-    the underlying NLTK stemmer, but a dict lookup/insert race only costs a recomputation.
+    ``rouge_score`` would drop it. Stemming is a pure function of the word, so the cache can
+    live as long as the process; two threads racing on one word compute the same token.
     """
 
     def __init__(self, stem: Callable[[str], str] | None = None) -> None:

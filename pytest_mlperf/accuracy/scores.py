@@ -48,17 +48,19 @@ class AccuracyScores:
             out["tokens_per_sample"] = self.tokens_per_sample
         return out
 
-    def reference_line(self, *, tokens: bool = False) -> str:
-        """The dict line ``evaluation.py`` prints (and ``accuracy.txt`` holds), e.g.
-        ``{'rouge1': '38.7898', ..., 'gen_len': 8163079, 'gen_num': 13368}``.
+    def reference_line(self, benchmark: str = "llama3.1-8b") -> str:
+        """The dict line the benchmark's evaluation script prints (and ``accuracy.txt`` holds).
 
-        The llama3.1-8b script prints the ROUGE figures as strings; ``tokens=True`` appends
-        ``gen_tok_len`` and ``tokens_per_sample`` as the llama2-70b script does.
+        llama3.1-8b: ``{'rouge1': '38.7898', ..., 'gen_len': 8163079, 'gen_num': 13368}``
+        (ROUGE figures as strings); llama2-70b: ROUGE figures as numbers, then
+        ``gen_tok_len`` and ``tokens_per_sample``.
         """
-        out: dict[str, Any] = {k: f"{getattr(self, k)}" for k in ROUGE_KEYS}
+        llama2 = benchmark.startswith("llama2-70b")
+        out: dict[str, Any] = {k: getattr(self, k) if llama2 else f"{getattr(self, k)}"
+                               for k in ROUGE_KEYS}
         out["gen_len"] = self.gen_len
         out["gen_num"] = self.gen_num
-        if tokens and self.gen_tok_len is not None:
+        if llama2 and self.gen_tok_len is not None:
             out["gen_tok_len"] = self.gen_tok_len
             out["tokens_per_sample"] = self.tokens_per_sample
         return repr(out)
