@@ -11,6 +11,7 @@ TTFT/TPOT limits, p99, token latencies), with min_duration DUR_MS and min_query_
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -57,7 +58,8 @@ def main() -> None:
             total_count=n, performance_count=n,
             cli_overrides={"server_target_qps": float(qps),
                            "min_duration_ms": int(os.environ.get("DUR_MS", "60000")),
-                           "min_query_count": int(os.environ.get("NQ", "1000")), **seeds},
+                           "min_query_count": int(os.environ.get("NQ", "1000")), **seeds,
+                           **json.loads(os.environ.get("SETTINGS", "{}"))},
         )
         result = run_loadgen(plan=plan, mode=Mode.PERFORMANCE, backend=backend, prompts=prompts,
                              outdir=workdir / f"{i}_{scenario.value}_{qps}")
