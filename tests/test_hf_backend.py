@@ -61,13 +61,21 @@ def test_offline_accuracy_log_holds_greedy_outputs(backend, prompts, tmp_path: P
         assert got == reference_greedy(list(prompts[idx]))
 
 
-@pytest.mark.parametrize("scenario", [Scenario.OFFLINE, Scenario.SERVER])
-def test_performance_run_is_valid_with_token_latencies(backend, prompts, scenario, tmp_path: Path) -> None:
-    overrides = {"server_target_qps": 4, "min_duration_ms": 2000} if scenario is Scenario.SERVER else {}
-    plan = SettingsPlan("llama3.1-8b", scenario, Profile.QUICK, N, N, cli_overrides=overrides)
+def test_offline_performance_run_is_valid(backend, prompts, tmp_path: Path) -> None:
+    plan = SettingsPlan("llama3.1-8b", Scenario.OFFLINE, Profile.QUICK, N, N)
     result = run_loadgen(plan=plan, mode=Mode.PERFORMANCE, backend=backend, prompts=prompts, outdir=tmp_path / "perf")
     assert result.validity == "VALID", result.invalid_reason
     assert result.figures["tokens_per_second"] > 0
-    if scenario is Scenario.SERVER:
-        assert 0 < result.figures["ttft_p99_ns"] < 2e9
-        assert result.figures["tpot_p99_ns"] > 0
+
+
+@pytest.mark.latency
+def test_server_run_meets_latency_limits_with_first_tokens(backend, prompts, tmp_path: Path) -> None:
+    """Streaming through the generation streamer: loadgen measures real TTFT and TPOT. (Too
+    few queries here for early stopping, which the vLLM Server tests and benchmarks cover.)"""
+    overrides = {"server_target_qps": 2, "min_duration_ms": 3000, "min_query_count": N}
+    plan = SettingsPlan("llama3.1-8b", Scenario.SERVER, Profile.QUICK, N, N, cli_overrides=overrides)
+    result = run_loadgen(plan=plan, mode=Mode.PERFORMANCE, backend=backend, prompts=prompts, outdir=tmp_path / "perf")
+    assert result.backend_error is None and result.loadgen_errors == ()
+    assert result.flags["perf_constraints_met"], result.invalid_reason
+    assert 0 < result.figures["ttft_p99_ns"] < 2e9
+    assert 0 < result.figures["tpot_p99_ns"] < result.figures["ttft_p99_ns"]

@@ -46,6 +46,23 @@ def test_quick_profile_shortens_runs_to_the_data_set() -> None:
     quick = plan(Scenario.OFFLINE, Profile.QUICK, total=64, perf=64).build(Mode.PERFORMANCE)
     assert quick.min_duration_ms == 0 and quick.min_query_count == 64
     assert quick.performance_sample_count_override == 64
+    server = plan(Scenario.SERVER, Profile.QUICK, total=64, perf=64).build(Mode.PERFORMANCE)
+    assert server.min_duration_ms == 10_000 and server.min_query_count == 460
+    assert (server.ttft_latency, server.tpot_latency) == (2_000_000_000, 100_000_000)
+
+
+def test_quick_server_profile_can_pass_early_stopping(tmp_path: Path) -> None:
+    """The quick profile's query count lets a fast SUT be VALID (early stopping included)."""
+    from tests.test_logs import Instant
+    from pytest_mlperf.backends.base import GenerationConfig, ModelSource
+    from pytest_mlperf.loadgen.runner import run_loadgen
+
+    quick = plan(Scenario.SERVER, Profile.QUICK, total=16, perf=16,
+                 cli_overrides={"server_target_qps": 400, "min_duration_ms": 100})
+    result = run_loadgen(plan=quick, mode=Mode.PERFORMANCE, backend=Instant(ModelSource(tmp_path), GenerationConfig()),
+                         prompts=[[1, 2]] * 16, outdir=tmp_path / "run")
+    assert result.validity == "VALID", result.flags
+    assert result.flags["early_stopping_met"]
 
 
 def test_precedence_user_conf_then_marker_then_cli(tmp_path: Path) -> None:

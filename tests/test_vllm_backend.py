@@ -214,6 +214,7 @@ def test_offline_engine_error_fails_the_run(offline_backend: Any, tmp_path: Path
 
 
 @needs_vllm
+@pytest.mark.latency
 def test_server_performance_valid(stream_backend: Any, prompts: list[list[int]], tmp_path: Path) -> None:
     watch = Watch(stream_backend)
     result = _run(
