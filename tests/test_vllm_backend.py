@@ -31,9 +31,10 @@ needs_vllm = pytest.mark.skipif(
 COMPARED = 8
 #: Offline performance run size (the whole embedded set takes longer than it tells).
 OFFLINE_SAMPLES = 64
-#: Server: p99 early stopping needs about 460 queries even when none is late; at this rate the
-#: embedded model keeps well inside 2 s TTFT / 100 ms TPOT on two cores.
-SERVER_QPS = 8.0
+#: Server: p99 early stopping needs about 460 queries even when none is late. AsyncLLM on two
+#: cores completes ~6.7 queries/s of the embedded model at most (CI measured 8 qps INVALID:
+#: p99 TTFT 4.1 s); at 4 it keeps well inside 2 s TTFT / 100 ms TPOT.
+SERVER_QPS = 4.0
 SERVER_QUERIES = 480
 
 
