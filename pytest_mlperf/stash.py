@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
-if TYPE_CHECKING:
-    from pytest_mlperf.options import MlperfOptions
-    from pytest_mlperf.spec import BenchmarkSpec
+from pytest_mlperf.options import MlperfOptions
+from pytest_mlperf.spec import BenchmarkSpec
 
-OPTIONS = pytest.StashKey["MlperfOptions"]()
-SPEC = pytest.StashKey["BenchmarkSpec"]()
+OPTIONS = pytest.StashKey[MlperfOptions]()
+SPEC = pytest.StashKey[BenchmarkSpec]()
 #: the fixtures' BenchmarkResult for an item
 RESULT = pytest.StashKey[Any]()
 #: records gathered from reports on the controller, for the terminal summary
-RECORDS = pytest.StashKey[list]()
+RECORDS = pytest.StashKey[list[dict[str, Any]]]()

@@ -53,9 +53,9 @@ def test_quick_profile_shortens_runs_to_the_data_set() -> None:
 
 def test_quick_server_profile_can_pass_early_stopping(tmp_path: Path) -> None:
     """The quick profile's query count lets a fast SUT be VALID (early stopping included)."""
-    from tests.test_logs import Instant
     from pytest_mlperf.backends.base import GenerationConfig, ModelSource
     from pytest_mlperf.loadgen.runner import run_loadgen
+    from tests.test_logs import Instant
 
     quick = plan(Scenario.SERVER, Profile.QUICK, total=16, perf=16,
                  cli_overrides={"server_target_qps": 400, "min_duration_ms": 100})
