@@ -37,6 +37,7 @@ class VllmOfflineBackend(Backend):
         self._pending.put((list(queries), responder))
 
     def _loop(self) -> None:
+        vllm_common.configure_engine_thread()
         while True:
             item = self._pending.get()
             if item is _STOP:
