@@ -228,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration-ms", type=int, default=10_000, help="Server min_duration per step")
     parser.add_argument("--steps", type=int, default=4, help="bisection steps per SUT")
     args = parser.parse_args(argv)
+    # vLLM logs to stdout by default; keep stdout for the JSON lines.
+    import os
+
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
 
     from importlib.metadata import version
 

@@ -246,8 +246,7 @@ def test_server_outputs_equal_llm_generate(
     outputs = _accuracy_outputs(result)
     assert [outputs[i]["tokens"] for i in range(COMPARED)] == reference
     for i in range(COMPARED):
-        first = outputs[i]["first"]
-        assert first is None or first == reference[i][:1]  # TEST06: token_data is a prefix
+        assert outputs[i]["first"] == reference[i][:1]  # TEST06: token_data is a prefix
 
 
 @needs_vllm
