@@ -37,7 +37,7 @@ CPU_ENVIRONMENT: Mapping[str, str] = {
 #: descheduled thread: measured on 2 cores, one 16-token generate took 2.5-3 s instead of
 #: 55 ms, and Server at 8 qps missed TPOT (p99 490 ms) where one thread gives 6 ms.
 SMALL_CPU_CORES = 4
-#: Defaults everywhere: no periodic stats logging, no usage reporting.
+#: Defaults everywhere: no periodic stats logging (a log line every few seconds).
 ENGINE_DEFAULTS: Mapping[str, Any] = {"disable_log_stats": True}
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 
