@@ -285,6 +285,18 @@ def _tensors(batch, pad_id: int):
     return ids, weights, mask
 
 
+def save_model(model, model_dir: Path) -> None:
+    model.save_pretrained(model_dir)
+    # transformers 5 writes `dtype` and `rope_parameters`; readers on transformers 4 (vLLM builds
+    # among them) look for `torch_dtype` and `rope_theta` and would silently take defaults.
+    path = model_dir / "config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config.setdefault("torch_dtype", config.get("dtype", "float32"))
+    config.setdefault("rope_theta", config.get("rope_parameters", {}).get("rope_theta"))
+    _write_json(path, dict(sorted(config.items())))
+    (model_dir / "model.safetensors").chmod(0o644)
+
+
 # --- evaluation --------------------------------------------------------------------------------
 
 
