@@ -350,7 +350,7 @@ def score(predictions: list[str], references: list[str]) -> dict:
     refs = ["\n".join(split(r.strip())) for r in references]
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"],
                                       use_stemmer=True)
-    results = [scorer.score(r, p) for p, r in zip(preds, refs)]
+    results = [scorer.score(r, p) for p, r in zip(preds, refs, strict=False)]
     out = {k: round(float(np.mean([s[k].fmeasure for s in results])) * 100, 4)
            for k in ("rouge1", "rouge2", "rougeL", "rougeLsum")}
     out["gen_len"] = sum(len(p) for p in preds)
@@ -395,9 +395,9 @@ def write_baseline(model_dir: Path, data_dir: Path) -> tuple[dict, float]:
 def write_sample_set(path: Path, records: list[dict]) -> None:
     """Indented like a pretty-printed cnn_eval.json, each tok_input on one line."""
     placeholders = [f"@tok_input:{i}@" for i in range(len(records))]
-    shown = [dict(r, tok_input=p) for r, p in zip(records, placeholders)]
+    shown = [dict(r, tok_input=p) for r, p in zip(records, placeholders, strict=False)]
     text = json.dumps(shown, indent=4, ensure_ascii=False)
-    for record, placeholder in zip(records, placeholders):
+    for record, placeholder in zip(records, placeholders, strict=False):
         text = text.replace(f'"{placeholder}"', json.dumps(record["tok_input"]), 1)
     path.write_text(text + "\n", encoding="utf-8")
 
