@@ -39,9 +39,6 @@ class HtmlReport:
     def pytest_html_results_table_row(self, report: Any, cells: list[str]) -> None:
         cells[2:2] = _cells(_record(report))
 
-    def pytest_runtest_makereport(self, item: Any, call: Any) -> None:
-        pass
-
     def pytest_html_results_table_html(self, report: Any, data: list[str]) -> None:
         record = _record(report)
         if record is not None:
