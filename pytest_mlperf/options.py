@@ -143,6 +143,12 @@ def _pairs(opt: Option, items: Sequence[str], parse_value: Callable[[str], Any])
     return out
 
 
+def parse_engine_args(items: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` items as ``--mlperf-engine-arg`` reads them (a value is JSON where it
+    parses as JSON, else the string), for scripts that take the same arguments."""
+    return _pairs(next(o for o in OPTIONS if o.name == "engine-arg"), items, _json_or_str)
+
+
 def _json_or_str(value: str) -> Any:
     try:
         return json.loads(value)

@@ -246,13 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         model = args.model or Path(embedded.MODEL_DIR)
         dataset = args.dataset or Path(embedded.DATASET_PATH)
         prompts = load_dataset(dataset).prompts()[: args.samples]
-        engine_args = {}
-        for pair in args.engine_arg:
-            key, _, value = pair.partition("=")
-            try:
-                engine_args[key] = json.loads(value)
-            except json.JSONDecodeError:
-                engine_args[key] = value
+        from pytest_mlperf.options import parse_engine_args
+
+        engine_args = parse_engine_args(args.engine_arg)
         bench_offline(model, prompts, args.rounds, engine_args, workdir)
     if args.only in (None, "server"):
         bench_server(args.start_qps, args.duration_ms, args.steps, workdir)

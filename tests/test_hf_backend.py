@@ -79,3 +79,110 @@ def test_server_run_meets_latency_limits_with_first_tokens(backend, prompts, tmp
     assert result.flags["perf_constraints_met"], result.invalid_reason
     assert 0 < result.figures["ttft_p99_ns"] < 2e9
     assert 0 < result.figures["tpot_p99_ns"] < result.figures["ttft_p99_ns"]
+
+
+# -- threads ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("threads", "env", "cores", "device", "expected"),
+    [
+        (None, None, 2, "cpu", 1),  # a small CPU: one thread
+        (None, None, 4, "cpu", 1),
+        (None, None, 5, "cpu", None),  # a big one: torch's default
+        (None, None, 2, "cuda", None),
+        (3, None, 2, "cpu", 3),  # the user's engine argument wins
+        ("2", "1", 2, "cpu", 2),
+        (None, "2", 2, "cpu", 2),  # then OMP_NUM_THREADS
+        (None, "3", 64, "cpu", 3),
+        (None, "4,2", 2, "cpu", None),  # nested levels: left to OpenMP
+    ],
+)
+def test_generation_threads(monkeypatch, threads, env, cores, device, expected) -> None:
+    from pytest_mlperf.backends import hf
+
+    monkeypatch.setattr(hf, "usable_cores", lambda: cores)
+    if env is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", env)
+    assert hf.generation_threads(threads, device) == expected
+
+
+def generate_on_worker(backend: HFBackend, prompts) -> tuple[list[list[int]], set[tuple[str, int]]]:
+    """Every prompt through ``issue``; the outputs in order, and (thread name, torch's thread
+    count) as seen inside ``generate``."""
+    import threading
+
+    import torch
+
+    seen: set[tuple[str, int]] = set()
+    model = backend._model
+    original = model.generate
+
+    def spy(*args, **kwargs):
+        seen.add((threading.current_thread().name, torch.get_num_threads()))
+        return original(*args, **kwargs)
+
+    outputs: dict[int, list[int]] = {}
+    done = threading.Event()
+
+    class Collect:
+        def first_token(self, query, token_id) -> None:
+            pass
+
+        def complete(self, query, tokens) -> None:
+            outputs[query.sample_index] = list(tokens)
+            if len(outputs) == len(prompts):
+                done.set()
+
+        def fail(self, error) -> None:
+            outputs[-1] = [repr(error)]
+            done.set()
+
+    from pytest_mlperf.backends.base import Query
+
+    model.generate = spy
+    try:
+        backend.issue([Query(i, i, p) for i, p in enumerate(prompts)], Collect())
+        assert done.wait(120)
+    finally:
+        del model.generate
+    assert -1 not in outputs, outputs.get(-1)
+    return [outputs[i] for i in range(len(prompts))], seen
+
+
+def test_worker_generates_with_its_thread_count_and_the_same_tokens(monkeypatch, prompts) -> None:
+    """The thread count is applied on the generating thread itself (one on a small CPU unless
+    ``threads`` says otherwise), and the outputs do not depend on it."""
+    import threading
+
+    import torch
+
+    from pytest_mlperf.backends import hf
+
+    monkeypatch.setattr(hf, "usable_cores", lambda: 2)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+
+    def fresh_thread_default() -> int:
+        box: list[int] = []
+        t = threading.Thread(target=lambda: box.append(torch.get_num_threads()))
+        t.start()
+        t.join()
+        return box[0]
+
+    default_before = fresh_thread_default()
+    results = {}
+    for label, args in (("default", {}), ("threads=2", {"threads": 2})):
+        b = HFBackend(ModelSource(embedded.MODEL_DIR, embedded=True, engine_args={"batch_size": 8, **args}),
+                      GenerationConfig())
+        b.start()
+        try:
+            results[label] = generate_on_worker(b, prompts)
+        finally:
+            b.close()
+    assert results["default"][1] == {("mlperf-hf", 1)}
+    assert results["threads=2"][1] == {("mlperf-hf", 2)}
+    assert results["default"][0] == results["threads=2"][0]
+    # close() gives torch's process-wide default (what threads started later get) back
+    assert fresh_thread_default() == default_before

@@ -1,15 +1,29 @@
 """The transformers backend: batched greedy generation, token ids in and out, as the
 reference SUT. Streaming too: a generation streamer reports each row's first token, so it can
-serve Server/SingleStream/Interactive (at CPU-model speeds)."""
+serve Server/SingleStream/Interactive (at CPU-model speeds).
+
+Threads. Generation runs on the backend's own thread ("mlperf-hf"), which sets torch's thread
+count on itself (:meth:`HFBackend.configure_thread`): OpenMP's count is per thread, and one set
+on the thread that called ``start()`` reaches the worker only through torch's lazy per-thread
+initialisation (after any MKL product that runs first). On a CPU of at most
+``SMALL_CPU_CORES`` usable cores the worker uses ONE thread unless the ``threads`` engine
+argument or ``OMP_NUM_THREADS`` says otherwise. With two OpenMP threads on two cores every
+parallel region waits at its barrier while a neighbour's process holds one of the cores, and
+throughput collapses; the harness itself costs nothing measurable. Embedded model, Offline,
+``scripts/bench_hf.py`` (tokens/s, plugin, two threads -> one): idle machine 2,238 -> 1,358;
+one busy process beside it 147 -> 1,242; two busy processes 594 -> 850. Outputs are identical
+token for token. ``--mlperf-engine-arg threads=2`` takes the idle machine's speed back.
+"""
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_mlperf.backends.base import Backend, Query, Responder
+from pytest_mlperf.backends.base import SMALL_CPU_CORES, Backend, Query, Responder, usable_cores
 
 _STOP = object()
 
@@ -25,13 +39,13 @@ class HFBackend(Backend):
         args = dict(self.model.engine_args)
         self._batch_size = int(args.pop("batch_size", 32))
         threads = args.pop("threads", None)
-        if threads:
-            torch.set_num_threads(int(threads))
         device = args.pop("device", "cuda" if torch.cuda.is_available() else "cpu")
         dtype = args.pop("dtype", "float32" if device == "cpu" else "bfloat16")
         config = AutoConfig.from_pretrained(self.model.path)
         self._torch = torch
         self._device = torch.device(device)
+        #: torch's thread count on the generating thread; None leaves torch's default
+        self.threads = generation_threads(threads, self._device.type)
         self._model = AutoModelForCausalLM.from_pretrained(
             self.model.path, dtype=getattr(torch, str(dtype)), **args
         ).to(self._device).eval()
@@ -58,10 +72,31 @@ class HFBackend(Backend):
 
         return {**super().describe(), "transformers": transformers.__version__,
                 "torch": self._torch.__version__, "device": str(self._device),
-                "batch_size": self._batch_size}
+                "batch_size": self._batch_size, "threads": self.threads or "torch default"}
+
+    def configure_thread(self) -> int:
+        """Set the calling thread up to generate (see the module doc); the worker calls this
+        on itself. Returns torch's thread count before, for :meth:`restore_thread`."""
+        before = self._torch.get_num_threads()
+        if self.threads:
+            self._torch.set_num_threads(self.threads)
+        return before
+
+    def restore_thread(self, before: int) -> None:
+        """Undo :meth:`configure_thread` (torch also keeps the count process-wide, as the
+        default for threads that start later)."""
+        if self.threads and self._torch.get_num_threads() != before:
+            self._torch.set_num_threads(before)
 
     # -- worker -------------------------------------------------------------------------------
     def _loop(self) -> None:
+        before = self.configure_thread()
+        try:
+            self._serve()
+        finally:
+            self.restore_thread(before)
+
+    def _serve(self) -> None:
         waiting: list[tuple[Query, Responder]] = []
         while True:
             if not waiting:
@@ -128,6 +163,20 @@ class _FirstTokenStreamer:
 
     def end(self) -> None:
         pass
+
+
+def generation_threads(threads: Any, device: str) -> int | None:
+    """torch's thread count for the generating thread: the ``threads`` engine argument, else
+    ``OMP_NUM_THREADS``, else one on a CPU of at most ``SMALL_CPU_CORES`` usable cores, else
+    None (torch's own default)."""
+    if threads:
+        return int(threads)
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env:  # the user's (or vllm_common's) choice; "4,2" (nested levels) stays OpenMP's own
+        return int(env) if env.isdigit() and int(env) > 0 else None
+    if device == "cpu" and usable_cores() <= SMALL_CPU_CORES:
+        return 1
+    return None
 
 
 def _until_eos(tokens: list[int], eos: tuple[int, ...]) -> list[int]:

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_mlperf.backends.base import GenerationConfig, ModelSource
+from pytest_mlperf.backends.base import SMALL_CPU_CORES, GenerationConfig, ModelSource, usable_cores
 
 #: Engine defaults on a CPU (vLLM's CPU build): float32 is ~3x faster than bf16 there, and
 #: eager mode skips a compile that costs more than a CI-sized run.
@@ -31,12 +31,6 @@ CPU_ENVIRONMENT: Mapping[str, str] = {
     "VLLM_CPU_KVCACHE_SPACE": "1",
     "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
 }
-#: At most this many usable cores makes a "small" CPU: there the engine gets one OpenMP thread
-#: (OMP_NUM_THREADS=1 unless set). vLLM's CPU kernels run OpenMP regions across all cores, and
-#: with the frontend, loadgen or anything else on one of two cores every region waits for a
-#: descheduled thread: measured on 2 cores, one 16-token generate took 2.5-3 s instead of
-#: 55 ms, and Server at 8 qps missed TPOT (p99 490 ms) where one thread gives 6 ms.
-SMALL_CPU_CORES = 4
 #: Defaults everywhere: no periodic stats logging (a log line every few seconds).
 ENGINE_DEFAULTS: Mapping[str, Any] = {"disable_log_stats": True}
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
@@ -67,10 +61,6 @@ def engine_kwargs(model: ModelSource) -> dict[str, Any]:
         kwargs["skip_tokenizer_init"] = True
     kwargs.update(model.engine_args)
     return kwargs
-
-
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def apply_environment() -> None:
