@@ -122,7 +122,7 @@ import pytest
 
 pytestmark = pytest.mark.mlperf(
     benchmark="llama3.1-8b",
-    scenarios=("Offline", "Server"),
+    scenarios={SCENARIOS},
     baseline={"rouge1": 100.0, "rouge2": 100.0, "rougeL": 100.0, "rougeLsum": 100.0},
     settings={SETTINGS},
 )
@@ -133,11 +133,11 @@ def test_bench(mlperf_result):
 '''
 
 
-def setup(pytester, settings="{}", n=12):
+def setup(pytester, settings="{}", n=12, scenarios='("Offline", "Server")'):
     import importlib
 
     pytester.makeconftest(CONFTEST)
-    pytester.makepyfile(test_bench=BENCHMARK.replace("{SETTINGS}", settings))
+    pytester.makepyfile(test_bench=BENCHMARK.replace("{SETTINGS}", settings).replace("{SCENARIOS}", scenarios))
     conf = importlib.util.module_from_spec(importlib.util.spec_from_loader("fake_conf", loader=None))
     exec(CONFTEST, conf.__dict__)
     data = conf.make_dataset(pytester.path / "data.json", n)

@@ -54,6 +54,24 @@ def test_engine_crash_fails_the_test_and_keeps_the_logs(pytester: pytest.Pyteste
     assert len(logs) == 1
 
 
+@pytest.mark.parametrize("scenario", ["Server", "Interactive"])
+def test_engine_crash_in_a_streaming_accuracy_run_keeps_the_logs(pytester: pytest.Pytester, scenario: str) -> None:
+    """Queries that fail before their first token still get one (an empty one): without it,
+    loadgen's accuracy logger dereferences a null pointer and the whole process dies. A
+    subprocess, so that a regression fails this test instead of killing the session."""
+    args = setup(pytester, scenarios='("Offline", "Server", "Interactive")')
+    result = pytester.runpytest_subprocess(
+        "--mlperf-backend=crash", f"--mlperf-scenario={scenario}", "--mlperf-mode=accuracy", *args
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stderr.str()[-2000:]
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*engine failed: RuntimeError: CUDA error*"])
+    logs = list((pytester.path / "results").rglob("mlperf_log_accuracy.json"))
+    assert len(logs) == 1
+    entries = json.loads(logs[0].read_text())
+    assert entries and all(e["data"] == "" and e["token_data"] == "" for e in entries)
+
+
 def test_hung_engine_fails_at_the_run_timeout_and_keeps_the_logs(pytester: pytest.Pytester) -> None:
     args = setup(pytester)
     result = pytester.runpytest("--mlperf-backend=hang", "--mlperf-mode=performance", "--mlperf-run-timeout=2", *args)

@@ -52,11 +52,12 @@ class LoadgenResponder:
             self.completed += 1
             self.output_tokens += len(tokens)
         data = np.asarray(tokens, dtype=np.int32)
-        if needs_first and len(data):
-            # A streaming scenario must see a first token before completion, else loadgen
-            # records an error; this one is honest (its TTFT equals the full latency).
+        if needs_first:
+            # A streaming scenario must see a first token before completion (loadgen's
+            # accuracy log reads it for every query); this one is honest: its TTFT equals the
+            # full latency, and an empty answer gets an empty first token.
             self._lg.FirstTokenComplete(
-                [self._lg.QuerySampleResponse(query.response_id, data.ctypes.data, 4, 1)]
+                [self._lg.QuerySampleResponse(query.response_id, data.ctypes.data, min(4, data.nbytes), 1)]
             )
         self._lg.QuerySamplesComplete(
             [self._lg.QuerySampleResponse(query.response_id, data.ctypes.data, data.nbytes, len(data))]
@@ -68,7 +69,15 @@ class LoadgenResponder:
                 self.error = error
             pending = list(self._in_flight.values())
             self._in_flight.clear()
+            no_first = [q for q in pending if q.response_id not in self._first_sent] if self._first_token_required else []
+            self._first_sent.difference_update(q.response_id for q in pending)
         empty = np.zeros(1, dtype=np.int32)
+        if no_first:
+            # Without a first token loadgen's accuracy log reads a null pointer: measured,
+            # loadgen 6.0.17 segfaults in AsyncLog::LogAccuracy (and takes the logs with it).
+            self._lg.FirstTokenComplete(
+                [self._lg.QuerySampleResponse(q.response_id, empty.ctypes.data, 0, 0) for q in no_first]
+            )
         responses = [self._lg.QuerySampleResponse(q.response_id, empty.ctypes.data, 0, 0) for q in pending]
         if responses:
             self._lg.QuerySamplesComplete(responses)
