@@ -30,6 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pytest_mlperf.backends.base import Backend, GenerationConfig, ModelSource, Query, Responder  # noqa: E402
+from pytest_mlperf.cpu import usable_cores  # noqa: E402
 from pytest_mlperf.loadgen.runner import run_loadgen  # noqa: E402
 from pytest_mlperf.loadgen.settings import Mode, Profile, Scenario, SettingsPlan  # noqa: E402
 
@@ -236,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     from importlib.metadata import version
 
     emit(what="versions", python=platform.python_version(), machine=platform.machine(),
-         loadgen=version("mlcommons-loadgen"), cpus=_cpus())
+         loadgen=version("mlcommons-loadgen"), cpus=usable_cores())
     workdir = Path(tempfile.mkdtemp(prefix="bench_harness_"))
     if args.only in (None, "offline"):
         from pytest_mlperf.dataset import load_dataset
@@ -255,10 +256,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _cpus() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 0)
 
 
 if __name__ == "__main__":

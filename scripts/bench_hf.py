@@ -45,6 +45,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pytest_mlperf.backends.base import GenerationConfig, ModelSource, Query  # noqa: E402
+from pytest_mlperf.cpu import usable_cores  # noqa: E402
 from pytest_mlperf.loadgen.runner import run_loadgen  # noqa: E402
 from pytest_mlperf.loadgen.settings import Mode, Profile, Scenario, SettingsPlan  # noqa: E402
 
@@ -285,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
 
     prompts = load_prompts(args)
     workdir = Path(tempfile.mkdtemp(prefix="bench_hf_"))
-    emit(what="versions", python=platform.python_version(), machine=platform.machine(), cpus=_cpus(),
+    emit(what="versions", python=platform.python_version(), machine=platform.machine(), cpus=usable_cores(),
          transformers=version("transformers"), torch=version("torch"), loadgen=version("mlcommons-loadgen"),
          hf_backend=hf.__file__, omp_num_threads=os.environ.get("OMP_NUM_THREADS"),
          load_avg=[round(x, 2) for x in os.getloadavg()])
@@ -333,8 +334,6 @@ def _in_child(key: str, argv: Sequence[str], workdir: Path) -> dict[str, Any]:
     return json.loads(lines[-1])
 
 
-def _cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 0)
 
 
 if __name__ == "__main__":

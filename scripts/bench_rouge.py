@@ -68,14 +68,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from pytest_mlperf.accuracy import score_texts
-    from pytest_mlperf.accuracy.recipe import available_cores
     from pytest_mlperf.accuracy.synthetic import news_pairs
+    from pytest_mlperf.cpu import usable_cores
 
     predictions, references = news_pairs(args.samples, seed=args.seed)
     words = sum(len(p.split()) for p in predictions) / len(predictions)
     ref_words = sum(len(r.split()) for r in references) / len(references)
     print(f"{platform.python_implementation()} {platform.python_version()}, "
-          f"{available_cores()} cores available; {args.samples} pairs (seed {args.seed}), "
+          f"{usable_cores()} cores available; {args.samples} pairs (seed {args.seed}), "
           f"{words:.1f} words per prediction, {ref_words:.1f} per reference")
 
     wall, cpu = time.perf_counter(), time.process_time()

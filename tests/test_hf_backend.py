@@ -99,9 +99,10 @@ def test_server_run_meets_latency_limits_with_first_tokens(backend, prompts, tmp
     ],
 )
 def test_generation_threads(monkeypatch, threads, env, cores, device, expected) -> None:
+    from pytest_mlperf import cpu
     from pytest_mlperf.backends import hf
 
-    monkeypatch.setattr(hf, "usable_cores", lambda: cores)
+    monkeypatch.setattr(cpu, "usable_cores", lambda: cores)
     if env is None:
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     else:
@@ -159,9 +160,9 @@ def test_worker_generates_with_its_thread_count_and_the_same_tokens(monkeypatch,
 
     import torch
 
-    from pytest_mlperf.backends import hf
+    from pytest_mlperf import cpu
 
-    monkeypatch.setattr(hf, "usable_cores", lambda: 2)
+    monkeypatch.setattr(cpu, "usable_cores", lambda: 2)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
 
     def fresh_thread_default() -> int:

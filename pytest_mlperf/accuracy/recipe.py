@@ -35,6 +35,7 @@ from pathlib import Path
 
 from pytest_mlperf.accuracy.log import decode_texts, read_accuracy_log
 from pytest_mlperf.accuracy.scores import AccuracyScores, aggregate
+from pytest_mlperf.cpu import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +67,6 @@ def score_chunk(pairs: Sequence[tuple[str, str]]) -> list[SampleScore]:
         fmeasures = score(one_sentence_per_line(reference), prediction, tokenizer)
         out.append((*fmeasures, len(prediction)))
     return out
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _worker_env() -> dict[str, str]:
@@ -112,7 +106,7 @@ def _shares(pairs: list[tuple[str, str]], count: int) -> list[list[tuple[str, st
 
 def _score_pairs(pairs: list[tuple[str, str]], workers: int | None) -> list[SampleScore]:
     if workers is None:
-        workers = available_cores() if len(pairs) >= PARALLEL_THRESHOLD else 1
+        workers = usable_cores() if len(pairs) >= PARALLEL_THRESHOLD else 1
     workers = max(1, min(workers, len(pairs)))
     if workers == 1:
         return score_chunk(pairs)

@@ -8,24 +8,10 @@ The loadgen bridge (``pytest_mlperf.loadgen.sut``) turns loadgen's query samples
 from __future__ import annotations
 
 import abc
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
-
-#: At most this many usable cores makes a "small" CPU, where the engines run one OpenMP thread
-#: (vLLM: OMP_NUM_THREADS=1 unless set; transformers: the worker's torch thread count). Their
-#: kernels run OpenMP regions across all cores, and with the frontend, loadgen or anything else
-#: on one of two cores every region waits for a descheduled thread: measured on 2 cores, one
-#: 16-token vLLM generate took 2.5-3 s instead of 55 ms, and transformers fell from ~1,300 to
-#: ~150 tokens/s beside one busy process (docs/performance.md).
-SMALL_CPU_CORES = 4
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity mask, where the OS has one)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ Threads. Generation runs on the backend's own thread ("mlperf-hf"), which sets t
 count on itself (:meth:`HFBackend.configure_thread`): OpenMP's count is per thread, and one set
 on the thread that called ``start()`` reaches the worker only through torch's lazy per-thread
 initialisation (after any MKL product that runs first). On a CPU of at most
-``SMALL_CPU_CORES`` usable cores the worker uses ONE thread unless the ``threads`` engine
+``cpu.SMALL_CPU_CORES`` usable cores the worker uses ONE thread unless the ``threads`` engine
 argument or ``OMP_NUM_THREADS`` says otherwise. With two OpenMP threads on two cores every
 parallel region waits at its barrier while a neighbour's process holds one of the cores, and
 throughput collapses; the harness itself costs nothing measurable. Embedded model, Offline,
@@ -17,13 +17,13 @@ token for token. ``--mlperf-engine-arg threads=2`` takes the idle machine's spee
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_mlperf.backends.base import SMALL_CPU_CORES, Backend, Query, Responder, usable_cores
+from pytest_mlperf import cpu
+from pytest_mlperf.backends.base import Backend, Query, Responder
 
 _STOP = object()
 
@@ -79,14 +79,14 @@ class HFBackend(Backend):
         on itself. Returns torch's thread count before, for :meth:`restore_thread`."""
         before = self._torch.get_num_threads()
         if self.threads:
-            self._torch.set_num_threads(self.threads)
+            cpu.set_torch_threads(self.threads)
         return before
 
     def restore_thread(self, before: int) -> None:
         """Undo :meth:`configure_thread` (torch also keeps the count process-wide, as the
         default for threads that start later)."""
         if self.threads and self._torch.get_num_threads() != before:
-            self._torch.set_num_threads(before)
+            cpu.set_torch_threads(before)
 
     # -- worker -------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -167,16 +167,9 @@ class _FirstTokenStreamer:
 
 def generation_threads(threads: Any, device: str) -> int | None:
     """torch's thread count for the generating thread: the ``threads`` engine argument, else
-    ``OMP_NUM_THREADS``, else one on a CPU of at most ``SMALL_CPU_CORES`` usable cores, else
-    None (torch's own default)."""
-    if threads:
-        return int(threads)
-    env = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if env:  # the user's (or vllm_common's) choice; "4,2" (nested levels) stays OpenMP's own
-        return int(env) if env.isdigit() and int(env) > 0 else None
-    if device == "cpu" and usable_cores() <= SMALL_CPU_CORES:
-        return 1
-    return None
+    :func:`pytest_mlperf.cpu.default_threads` (``OMP_NUM_THREADS``, else one on a small CPU,
+    else None: torch's own default)."""
+    return int(threads) if threads else cpu.default_threads(small_cpu=device == "cpu")
 
 
 def _until_eos(tokens: list[int], eos: tuple[int, ...]) -> list[int]:

@@ -20,7 +20,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_mlperf.backends.base import SMALL_CPU_CORES, GenerationConfig, ModelSource, usable_cores
+from pytest_mlperf import cpu
+from pytest_mlperf.backends.base import GenerationConfig, ModelSource
 
 #: Engine defaults on a CPU (vLLM's CPU build): float32 is ~3x faster than bf16 there, and
 #: eager mode skips a compile that costs more than a CI-sized run.
@@ -69,20 +70,18 @@ def apply_environment() -> None:
     if on_cpu():
         for name, value in CPU_ENVIRONMENT.items():
             os.environ.setdefault(name, value)
-        if usable_cores() <= SMALL_CPU_CORES:
-            os.environ.setdefault("OMP_NUM_THREADS", "1")
+        threads = cpu.default_threads()  # one on a small CPU (cpu.SMALL_CPU_CORES)
+        if threads is not None:
+            os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
 
 def configure_engine_thread() -> None:
     """Call on a thread that runs an in-process engine step (``LLM.generate``): OpenMP thread
     counts are per thread, and one made after torch loaded starts with the library default,
     not with OMP_NUM_THREADS set later by :func:`apply_environment`."""
-    threads = os.environ.get("OMP_NUM_THREADS")
+    threads = cpu.default_threads()
     if threads and on_cpu():
-        import torch
-
-        # torch._C's own: vLLM's CPU worker replaces torch.set_num_threads with a no-op.
-        torch._C.set_num_threads(int(threads))
+        cpu.set_torch_threads(threads)
 
 
 def sampling_params(generation: GenerationConfig, output_kind: str = "FINAL_ONLY") -> Any:
