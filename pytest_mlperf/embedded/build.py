@@ -25,10 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-TEMPLATE = (
-    "Summarize the following news article in 128 tokens. Please output the summary only, "
-    "without any other text.\n\nArticle:\n{input}\n\nSummary:"
-)
+from pytest_mlperf.dataset import TEMPLATE
+
 BOS, EOT, EOS, PAD = "<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>", "<|finetune_right_pad_id|>"
 SPECIAL_TOKENS = [BOS, EOT, EOS, PAD]
 # Llama 3's pre-tokenizer split (tiktoken cl100k-style pattern).
@@ -63,7 +61,6 @@ TRAIN = dict(
     warmup=100,
     weight_decay=0.05,
     article_loss_weight=0.3,
-    copy_examples=0,
     seed=1234,
     threads=2,
 )
@@ -161,20 +158,6 @@ def training_examples(tokenizer, articles, article_weight: float) -> list[tuple[
         prompt = tokenizer.encode(TEMPLATE.format(input=a.text)).ids
         summary = tokenizer.encode(summary_text(a.highlights), add_special_tokens=False).ids
         examples.append((prompt + summary + [eos_id], len(prompt), article_weight))
-    return examples
-
-
-def copy_examples(tokenizer, count: int, rng: random.Random) -> list[tuple[list[int], int, float]]:
-    """Random token spans written twice, the loss on the repeat: a cheap, short task that grows
-    the induction ("copy what followed last time") heads a summary needs to carry names and
-    numbers over from the article. Without it the model learns the highlights' wording long
-    before it learns to copy their facts."""
-    bos_id = tokenizer.token_to_id(BOS)
-    n_plain = tokenizer.get_vocab_size() - len(SPECIAL_TOKENS)
-    examples = []
-    for _ in range(count):
-        span = [rng.randrange(n_plain) for _ in range(rng.randint(16, 64))]
-        examples.append(([bos_id] + span + span, 1 + len(span), 0.0))
     return examples
 
 
@@ -428,7 +411,6 @@ def main(argv: list[str] | None = None) -> int:
 
     config = model_config(tokenizer)
     examples = training_examples(tokenizer, train_articles, train["article_loss_weight"])
-    examples += copy_examples(tokenizer, train["copy_examples"], random.Random(train["seed"]))
     log(f"training on {sum(len(e[0]) for e in examples) * train['epochs']:,} tokens")
     model, train_s = train_model(config, examples, pad_id, train)
     n_params = sum(p.numel() for p in model.parameters())
