@@ -2,25 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_mlperf.backends.base import Backend
-    from pytest_mlperf.loadgen.settings import Scenario
+    from pytest_mlperf.backends.base import Backend, GenerationConfig, SystemSpec
+    from pytest_mlperf.record import BenchmarkRecord
+    from pytest_mlperf.vocabulary import Scenario
 
 
 @pytest.hookspec(firstresult=True)
-def pytest_mlperf_backend_class(name: str, scenario: Scenario) -> type[Backend] | None:
-    """Return the Backend class that ``--mlperf-backend=name`` means in ``scenario``.
+def pytest_mlperf_make_backend(
+    config: pytest.Config, name: str, scenario: Scenario, system: SystemSpec,
+    engine_args: Mapping[str, Any], generation: GenerationConfig, tokenizer: Any,
+) -> Backend | None:
+    """Make the (unstarted) backend ``--mlperf-backend=name`` means, or return None.
 
-    The plugin's own implementation (``trylast``) knows ``hf`` and ``vllm`` and the
-    ``pytest_mlperf.backends`` entry-point group; return a class to add or replace one.
+    Called once per session for each (name, system, engine arguments); the backend then
+    serves every scenario (``scenario`` is the first test's; later runs call
+    ``Backend.prepare(scenario)``). ``system`` is a local model folder or a served model with
+    its endpoint URLs; ``engine_args`` are the marker's under the command line's;
+    ``tokenizer`` is the session's (None when the system names none). The built-in backends
+    answer ``trylast``, so an implementation in a conftest or plugin adds or replaces one.
     """
 
 
 @pytest.hookspec()
-def pytest_mlperf_result(item: pytest.Item, result: dict[str, Any]) -> None:
-    """Called on the worker with each benchmark's JSON-able result, before its verdict fails
-    or passes the test. ``result`` is what lands in the report (``user_properties``)."""
+def pytest_mlperf_backend_names(config: pytest.Config) -> Iterable[str]:
+    """Backend names this plugin provides, listed when ``--mlperf-backend`` names none of them."""
+
+
+@pytest.hookspec()
+def pytest_mlperf_result(item: pytest.Item, record: BenchmarkRecord) -> None:
+    """Called on the process that ran the benchmark, with its record, before its verdict
+    fails or passes the test. The same record reaches the controller in the test report
+    (``pytest_mlperf.record.from_report``)."""

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from pytest_mlperf.loadgen.settings import Mode, Profile, Scenario
+from pytest_mlperf.vocabulary import Mode, Profile, Scenario
 
 E = TypeVar("E", bound=enum.Enum)
 
@@ -211,17 +211,17 @@ def parse(config: pytest.Config) -> MlperfOptions:
         values["settings"] = _pairs(o("setting"), raw(o("setting")), _number)
     except ValueError as exc:
         raise _usage(o("setting"), raw(o("setting")), f"values must be numbers ({exc})") from exc
-    _check_setting_names(o("setting"), values["settings"])
+    values["settings"] = _check_settings(o("setting"), values["settings"])
     values["engine_args"] = _pairs(o("engine-arg"), raw(o("engine-arg")), _json_or_str)
     return MlperfOptions(**values)
 
 
-def _check_setting_names(opt: Option, settings: Mapping[str, Any]) -> None:
+def _check_settings(opt: Option, settings: Mapping[str, Any]) -> dict[str, Any]:
     if not settings:
-        return
-    import mlperf_loadgen as lg
+        return {}
+    from pytest_mlperf.loadgen.settings import SettingsError, check_overrides
 
-    known = {n for n in dir(lg.TestSettings) if not n.startswith("_") and n not in ("FromConfig", "scenario", "mode")}
-    for key in settings:
-        if key not in known:
-            raise _usage(opt, key, "not a loadgen TestSettings field; known: " + ", ".join(sorted(known)))
+    try:
+        return check_overrides(settings, opt.flag)
+    except SettingsError as exc:
+        raise pytest.UsageError(f"{exc} (ini {opt.ini})") from None

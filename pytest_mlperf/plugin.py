@@ -1,39 +1,17 @@
 """pytest-mlperf: MLPerf Inference LLM benchmarks as pytest tests.
 
-This module holds pytest hooks only; the machinery loads lazily (no torch, vLLM or
-transformers at plugin import, so ``pytest --help`` stays instant).
+This module holds pytest hooks only. What they use loads lazily: no numpy, loadgen, torch, vLLM
+or transformers at plugin import or at ``pytest --help``.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
-from pytest_mlperf import hookspecs, options, stash
-from pytest_mlperf.fixtures import (  # noqa: F401 - fixtures are registered by import
-    mlperf_baseline,
-    mlperf_dataset,
-    mlperf_engines,
-    mlperf_generation,
-    mlperf_mode,
-    mlperf_model,
-    mlperf_options,
-    mlperf_qsl,
-    mlperf_result,
-    mlperf_run_dir,
-    mlperf_runner,
-    mlperf_scenario,
-    mlperf_settings,
-    mlperf_spec,
-    mlperf_sut,
-    mlperf_tokenizer,
-)
-from pytest_mlperf.loadgen.settings import Scenario
+from pytest_mlperf import hookspecs, options, record, stash
 from pytest_mlperf.spec import MARKER, MARKER_HELP, SpecError, spec_from_marker
-
-RECORD_PROPERTY = "mlperf"
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -45,24 +23,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from pytest_mlperf import backends, fixtures
+
     config.addinivalue_line("markers", MARKER_HELP)
     config.stash[stash.OPTIONS] = options.parse(config)
     config.stash[stash.RECORDS] = []
+    config.pluginmanager.register(fixtures, "mlperf-fixtures")
+    config.pluginmanager.register(backends, "mlperf-backends")
     config.pluginmanager.register(_RecordCollector(config), "mlperf-records")
     if config.pluginmanager.hasplugin("html"):
         from pytest_mlperf.report import html
 
         config.pluginmanager.register(html.HtmlReport(), "mlperf-html")
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_mlperf_backend_class(name: str, scenario: Scenario) -> Any:
-    from pytest_mlperf import backends
-
-    try:
-        return backends.resolve(name, scenario)
-    except backends.UnknownBackend as exc:
-        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -75,14 +47,18 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
+def _spec(marker: pytest.Mark, where: str) -> Any:
+    try:
+        return spec_from_marker(marker, where)
+    except SpecError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker(MARKER)
     if marker is None or "mlperf_scenario" not in metafunc.fixturenames:
         return
-    try:
-        spec = spec_from_marker(marker, metafunc.definition.nodeid)
-    except SpecError as exc:
-        raise pytest.UsageError(str(exc)) from None
+    spec = _spec(marker, metafunc.definition.nodeid)
     opts = metafunc.config.stash[stash.OPTIONS]
     params = []
     for scenario in opts.scenarios:
@@ -99,17 +75,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         marker = item.get_closest_marker(MARKER)
         if marker is not None:
-            try:
-                item.stash[stash.SPEC] = spec_from_marker(marker, item.nodeid)
-            except SpecError as exc:
-                raise pytest.UsageError(str(exc)) from None
+            item.stash[stash.SPEC] = _spec(marker, item.nodeid)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Any:
-    outcome = yield
     result = item.stash.get(stash.RESULT, None)
-    if result is not None and not result.verdict.passed:
+    if result is None:
+        return (yield)
+    # The benchmark runs here, in the call phase, before the test body reads its result.
+    result.execute()
+    item.config.hook.pytest_mlperf_result(item=item, record=result.record)
+    outcome = yield
+    if not result.verdict.passed:
         pytest.fail(result.verdict.explain(), pytrace=False)
     return outcome
 
@@ -117,26 +95,11 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     result = item.stash.get(stash.RESULT, None)
-    if result is not None and call.when == "call":
-        # On the item, so every later report (JUnit writes at teardown) carries them; plain
-        # data crosses xdist, and the controller writes the summaries.
-        item.user_properties.append((RECORD_PROPERTY, json.dumps(result.record)))
-        for key, value in flat_properties(result.record).items():
-            item.user_properties.append((f"mlperf.{key}", value))
+    if call.when == "call" and result is not None and result.executed:
+        # On the item, so every later report (JUnit writes at teardown) carries it; plain
+        # JSON crosses xdist, and the controller writes the summaries.
+        record.attach(item, result.record)
     return (yield)
-
-
-def flat_properties(record: dict[str, Any]) -> dict[str, Any]:
-    run = record["run"]
-    props: dict[str, Any] = {"verdict": "passed" if record["verdict"]["passed"] else "failed",
-                             "logs": run["outdir"], "profile": record["profile"]}
-    if run["validity"] is not None:
-        props["validity"] = run["validity"]
-    for name, value in run["figures"].items():
-        props[name] = value
-    for name, value in record.get("accuracy", {}).items():
-        props[name] = value
-    return props
 
 
 class _RecordCollector:
@@ -146,13 +109,10 @@ class _RecordCollector:
         self._config = config
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call":
-            return
-        for name, value in report.user_properties:
-            if name == RECORD_PROPERTY:
-                record = json.loads(value)
-                record["nodeid"] = report.nodeid
-                self._config.stash[stash.RECORDS].append(record)
+        if report.when == "call":
+            found = record.from_report(report)
+            if found is not None:
+                self._config.stash[stash.RECORDS].append(found)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         records = self._config.stash[stash.RECORDS]

@@ -5,37 +5,72 @@
     pytestmark = pytest.mark.mlperf(
         benchmark="llama3.1-8b",                 # mlperf.conf model / submission benchmark name
         scenarios=("Offline", "Server", "Interactive"),
-        rouge_ratio=0.99,                        # accuracy gate: each ROUGE >= ratio x baseline
-        baseline=None,                           # None: the official targets (or the embedded
-                                                 # model's own scores on the embedded set);
-                                                 # a TARGETS name; or {"rouge1": ..., ...}
-        min_tokens_per_second=None,              # performance gate beyond loadgen's validity
-        max_ttft_ms=None, max_tpot_ms=None,      # latency gates beyond loadgen's limits
+        rouge_ratio=None,                        # None: the target's own (0.99; 0.999 for
+                                                 # llama2-70b-99.9); a number overrides it
+        baseline=None,                           # None: chosen by the data set (the embedded
+                                                 # model's per-sample scores on the embedded set,
+                                                 # else the MLCommons targets); a target name;
+                                                 # or {"rouge1": ..., ..., "samples": N}
+        min_tokens_per_second=None,              # gates beyond loadgen's validity, for every
+        max_ttft_ms=None, max_tpot_ms=None,      # declared scenario they apply to (p99 TTFT and
+                                                 # TPOT: the streaming ones)
+        thresholds={"Server": {"max_ttft_ms": 1500}},  # per scenario; wins over the above
         settings={"server_target_qps": 2.0},     # loadgen TestSettings overrides
         engine_args={"max_num_seqs": 64},        # passed to the backend's engine
     )
+
+The marker is validated once, at collection: a mistake is a ``pytest.UsageError`` naming the
+test and the argument, before any engine starts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from pytest_mlperf.loadgen.settings import Scenario
+from pytest_mlperf.vocabulary import Scenario
 
 MARKER = "mlperf"
 MARKER_HELP = (
-    "mlperf(benchmark, scenarios, rouge_ratio=0.99, baseline=None, min_tokens_per_second=None, "
-    "max_ttft_ms=None, max_tpot_ms=None, settings=None, engine_args=None): "
+    "mlperf(benchmark, scenarios=('Offline',), rouge_ratio=None, baseline=None, "
+    "min_tokens_per_second=None, min_samples_per_second=None, max_ttft_ms=None, "
+    "max_tpot_ms=None, thresholds=None, settings=None, engine_args=None): "
     "declare an MLPerf Inference benchmark test"
 )
 
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Gates beyond loadgen's validity for one scenario. None: not checked."""
+
+    min_tokens_per_second: float | None = None
+    min_samples_per_second: float | None = None
+    #: on loadgen's p99 time to first token / time per output token (streaming scenarios)
+    max_ttft_ms: float | None = None
+    max_tpot_ms: float | None = None
+
+    #: gates that only streaming scenarios can measure
+    STREAMING_ONLY = ("max_ttft_ms", "max_tpot_ms")
+
+    def applies_to(self, name: str, scenario: Scenario) -> bool:
+        return scenario.streaming or name not in self.STREAMING_ONLY
+
+    def merged(self, over: Mapping[str, float]) -> Thresholds:
+        return dataclasses.replace(self, **over)
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+THRESHOLD_NAMES = tuple(f.name for f in dataclasses.fields(Thresholds))
+
 _KNOWN = {
-    "benchmark", "scenarios", "rouge_ratio", "baseline", "min_tokens_per_second",
-    "max_ttft_ms", "max_tpot_ms", "settings", "engine_args",
+    "benchmark", "scenarios", "rouge_ratio", "baseline", "thresholds", "settings",
+    "engine_args", *THRESHOLD_NAMES,
 }
 
 
@@ -47,55 +82,161 @@ class SpecError(ValueError):
 class BenchmarkSpec:
     benchmark: str
     scenarios: tuple[Scenario, ...]
-    rouge_ratio: float = 0.99
+    rouge_ratio: float | None = None
     baseline: str | Mapping[str, float] | None = None
-    min_tokens_per_second: float | None = None
-    max_ttft_ms: float | None = None
-    max_tpot_ms: float | None = None
+    #: the gates of every declared scenario (top-level values, then per-scenario ones)
+    thresholds: Mapping[Scenario, Thresholds] = field(default_factory=dict)
     settings: Mapping[str, Any] = field(default_factory=dict)
     engine_args: Mapping[str, Any] = field(default_factory=dict)
 
     def supports(self, scenario: Scenario) -> bool:
         return scenario in self.scenarios
 
+    def thresholds_for(self, scenario: Scenario) -> Thresholds:
+        return self.thresholds.get(scenario, Thresholds())
+
 
 def spec_from_marker(marker: pytest.Mark, where: str) -> BenchmarkSpec:
+    """Parse and validate the marker; :class:`SpecError` names ``where`` and the argument."""
     kwargs = dict(marker.kwargs)
     if marker.args:
-        kwargs.setdefault("benchmark", marker.args[0])
+        if len(marker.args) > 1 or "benchmark" in kwargs:
+            raise SpecError(f"{where}: the mlperf marker takes one positional argument, the benchmark")
+        kwargs["benchmark"] = marker.args[0]
     unknown = set(kwargs) - _KNOWN
     if unknown:
-        raise SpecError(f"{where}: unknown mlperf marker argument(s) {sorted(unknown)}; known: {sorted(_KNOWN)}")
-    benchmark = kwargs.pop("benchmark", None)
+        raise SpecError(
+            f"{where}: unknown mlperf marker argument(s) {sorted(unknown)}; known: {sorted(_KNOWN)}"
+        )
+    benchmark = kwargs.get("benchmark")
     if not isinstance(benchmark, str) or not benchmark:
         raise SpecError(f"{where}: the mlperf marker needs benchmark='llama3.1-8b' (or another mlperf.conf model)")
-    raw_scenarios = kwargs.pop("scenarios", ("Offline",))
-    if isinstance(raw_scenarios, str):
-        raw_scenarios = (raw_scenarios,)
-    scenarios = []
-    for s in raw_scenarios:
-        try:
-            scenarios.append(s if isinstance(s, Scenario) else Scenario(s))
-        except ValueError:
-            raise SpecError(
-                f"{where}: mlperf marker scenario {s!r} is not one of "
-                + ", ".join(x.value for x in Scenario)
-            ) from None
-    ratio = kwargs.get("rouge_ratio", 0.99)
-    if not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
-        raise SpecError(f"{where}: mlperf marker rouge_ratio must be in (0, 1], got {ratio!r}")
-    for name in ("min_tokens_per_second", "max_ttft_ms", "max_tpot_ms"):
-        value = kwargs.get(name)
-        if value is not None and (not isinstance(value, (int, float)) or value <= 0):
-            raise SpecError(f"{where}: mlperf marker {name} must be a positive number, got {value!r}")
+    scenarios = _scenarios(kwargs.get("scenarios", ("Offline",)), where)
+    ratio = kwargs.get("rouge_ratio")
+    if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1):
+        raise SpecError(f"{where}: mlperf marker rouge_ratio must be a number in (0, 1], got {ratio!r}")
     return BenchmarkSpec(
         benchmark=benchmark,
-        scenarios=tuple(scenarios),
-        rouge_ratio=float(ratio),
-        baseline=kwargs.get("baseline"),
-        min_tokens_per_second=kwargs.get("min_tokens_per_second"),
-        max_ttft_ms=kwargs.get("max_ttft_ms"),
-        max_tpot_ms=kwargs.get("max_tpot_ms"),
-        settings=dict(kwargs.get("settings") or {}),
-        engine_args=dict(kwargs.get("engine_args") or {}),
+        scenarios=scenarios,
+        rouge_ratio=None if ratio is None else float(ratio),
+        baseline=_baseline(kwargs.get("baseline"), where),
+        thresholds=_thresholds(kwargs, scenarios, where),
+        settings=_settings(kwargs.get("settings"), where),
+        engine_args=_engine_args(kwargs.get("engine_args"), where),
     )
+
+
+def _scenarios(raw: Any, where: str) -> tuple[Scenario, ...]:
+    if isinstance(raw, (str, Scenario)):
+        raw = (raw,)
+    if not isinstance(raw, (list, tuple, set, frozenset)) or not raw:
+        raise SpecError(f"{where}: mlperf marker scenarios must be a non-empty list, got {raw!r}")
+    out = []
+    for s in raw:
+        try:
+            out.append(Scenario.parse(s))
+        except ValueError:
+            raise SpecError(
+                f"{where}: mlperf marker scenario {s!r} is not one of " + ", ".join(x.value for x in Scenario)
+            ) from None
+    return tuple(dict.fromkeys(out))
+
+
+def _positive(name: str, value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise SpecError(f"{where}: mlperf marker {name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _thresholds(kwargs: Mapping[str, Any], scenarios: tuple[Scenario, ...], where: str) -> dict[Scenario, Thresholds]:
+    top = {n: _positive(n, kwargs[n], where) for n in THRESHOLD_NAMES if kwargs.get(n) is not None}
+    for name in top:
+        if not any(Thresholds().applies_to(name, s) for s in scenarios):
+            raise SpecError(
+                f"{where}: mlperf marker {name} cannot apply: none of the declared scenarios "
+                f"({', '.join(s.value for s in scenarios)}) measures it (p99 TTFT/TPOT need "
+                "Server, Interactive or SingleStream); declare it for those scenarios in "
+                "thresholds={...}"
+            )
+    raw = kwargs.get("thresholds") or {}
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"{where}: mlperf marker thresholds must be a mapping scenario -> {{gate: value}}, got {raw!r}")
+    per: dict[Scenario, dict[str, float]] = {}
+    for key, gates in raw.items():
+        try:
+            scenario = Scenario.parse(key)
+        except ValueError:
+            raise SpecError(
+                f"{where}: mlperf marker thresholds: {key!r} is not a scenario (one of "
+                + ", ".join(x.value for x in Scenario) + ")"
+            ) from None
+        if scenario not in scenarios:
+            raise SpecError(
+                f"{where}: mlperf marker thresholds: {scenario.value} is not among the declared "
+                f"scenarios ({', '.join(s.value for s in scenarios)}), so its gates would never apply"
+            )
+        if not isinstance(gates, Mapping):
+            raise SpecError(f"{where}: mlperf marker thresholds[{key!r}] must be a mapping of gates, got {gates!r}")
+        for name, value in gates.items():
+            if name not in THRESHOLD_NAMES:
+                raise SpecError(
+                    f"{where}: mlperf marker thresholds[{key!r}]: unknown gate {name!r}; known: "
+                    + ", ".join(THRESHOLD_NAMES)
+                )
+            if not Thresholds().applies_to(name, scenario):
+                raise SpecError(
+                    f"{where}: mlperf marker thresholds[{key!r}]: {name} cannot apply to "
+                    f"{scenario.value} (loadgen measures no TTFT/TPOT there)"
+                )
+            per.setdefault(scenario, {})[name] = _positive(f"thresholds[{key!r}][{name!r}]", value, where)
+    out = {}
+    for scenario in scenarios:
+        applicable = {n: v for n, v in top.items() if Thresholds().applies_to(n, scenario)}
+        out[scenario] = Thresholds().merged({**applicable, **per.get(scenario, {})})
+    return out
+
+
+def _baseline(raw: Any, where: str) -> str | Mapping[str, float] | None:
+    if raw is None:
+        return None
+    from pytest_mlperf.accuracy.baselines import BASELINE_KEYS
+    from pytest_mlperf.accuracy.targets import TARGETS
+
+    if isinstance(raw, str):
+        if raw not in TARGETS:
+            raise SpecError(f"{where}: mlperf marker baseline={raw!r} is not one of {sorted(TARGETS)}")
+        return raw
+    if not isinstance(raw, Mapping):
+        raise SpecError(
+            f"{where}: mlperf marker baseline must be a target name or a mapping of figures, got {raw!r}"
+        )
+    unknown = sorted(set(raw) - set(BASELINE_KEYS))
+    if unknown:
+        raise SpecError(
+            f"{where}: mlperf marker baseline: unknown key(s) {unknown}; known: {', '.join(BASELINE_KEYS)}"
+        )
+    for key, value in raw.items():
+        _positive(f"baseline[{key!r}]", value, where)
+    if not set(raw) - {"samples"}:
+        raise SpecError(f"{where}: mlperf marker baseline declares no figure; give at least one of "
+                        + ", ".join(k for k in BASELINE_KEYS if k != "samples"))
+    return dict(raw)
+
+
+def _settings(raw: Any, where: str) -> dict[str, Any]:
+    if not raw:
+        return {}
+    from pytest_mlperf.loadgen.settings import SettingsError, check_overrides
+
+    try:
+        return check_overrides(raw, f"{where}: mlperf marker settings")
+    except SettingsError as exc:
+        raise SpecError(str(exc)) from None
+
+
+def _engine_args(raw: Any, where: str) -> dict[str, Any]:
+    if not raw:
+        return {}
+    if not isinstance(raw, Mapping) or not all(isinstance(k, str) and k for k in raw):
+        raise SpecError(f"{where}: mlperf marker engine_args must be a mapping of argument names to values, got {raw!r}")
+    return dict(raw)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_mlperf.options import MlperfOptions
+from pytest_mlperf.record import BenchmarkRecord
 from pytest_mlperf.spec import BenchmarkSpec
+
+if TYPE_CHECKING:
+    pass
 
 OPTIONS = pytest.StashKey[MlperfOptions]()
 SPEC = pytest.StashKey[BenchmarkSpec]()
-#: the fixtures' BenchmarkResult for an item
-RESULT = pytest.StashKey[Any]()
-#: records gathered from reports on the controller, for the terminal summary
-RECORDS = pytest.StashKey[list[dict[str, Any]]]()
+#: this item's benchmark (made at setup, run at the start of the call phase)
+RESULT = pytest.StashKey["BenchmarkResult"]()
+#: records gathered from reports on the controller (xdist or not), for summaries and files
+RECORDS = pytest.StashKey[list[BenchmarkRecord]]()

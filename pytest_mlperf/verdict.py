@@ -1,4 +1,5 @@
-"""Checks on one run -> a :class:`Verdict` with a specific reason for every miss.
+"""Checks on one run -> a :class:`~pytest_mlperf.record.Verdict` with a specific reason for
+every miss.
 
 The detail log is the authority for validity; the marker's thresholds and the accuracy
 baseline add gates of their own. Nothing here runs loadgen or an engine.
@@ -6,26 +7,16 @@ baseline add gates of their own. Nothing here runs loadgen or an engine.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pytest_mlperf.loadgen.runner import RunResult
-from pytest_mlperf.spec import BenchmarkSpec
+from pytest_mlperf.record import Verdict
+from pytest_mlperf.spec import Thresholds
 
 if TYPE_CHECKING:
     from pytest_mlperf.accuracy import AccuracyScores, Baseline
+    from pytest_mlperf.loadgen.runner import RunResult
 
-
-@dataclass(frozen=True)
-class Verdict:
-    passed: bool
-    reasons: tuple[str, ...] = ()
-
-    def explain(self) -> str:
-        return "; ".join(self.reasons) if self.reasons else "passed"
-
-    def as_dict(self) -> dict[str, object]:
-        return {"passed": self.passed, "reasons": list(self.reasons)}
+__all__ = ["Verdict", "judge_accuracy", "judge_performance"]
 
 
 def _run_failures(result: RunResult) -> list[str]:
@@ -40,7 +31,7 @@ def _run_failures(result: RunResult) -> list[str]:
     return reasons
 
 
-def judge_performance(result: RunResult, spec: BenchmarkSpec) -> Verdict:
+def judge_performance(result: RunResult, thresholds: Thresholds) -> Verdict:
     reasons = _run_failures(result)
     if result.validity is None:
         reasons.append(f"no result_validity in {result.detail_log}: loadgen did not finish the run")
@@ -49,33 +40,39 @@ def judge_performance(result: RunResult, spec: BenchmarkSpec) -> Verdict:
             f"{name} not met" for name, ok in result.flags.items() if not ok
         ) or "no reason logged"
         reasons.append(f"loadgen says INVALID: {why}")
-    tps = result.figures.get("tokens_per_second")
-    if spec.min_tokens_per_second is not None:
-        if tps is None:
-            reasons.append("no tokens/s in the detail log to compare with min_tokens_per_second")
-        elif tps < spec.min_tokens_per_second:
-            reasons.append(f"tokens/s {tps:.2f} < min_tokens_per_second {spec.min_tokens_per_second:g}")
-    for name, limit_ms, key in (("TTFT", spec.max_ttft_ms, "ttft_p99_ns"), ("TPOT", spec.max_tpot_ms, "tpot_p99_ns")):
-        if limit_ms is None:
+    figures = result.figures
+    for name, value, unit in (
+        ("min_tokens_per_second", figures.tokens_per_second, "tokens/s"),
+        ("min_samples_per_second", figures.samples_per_second, "samples/s"),
+    ):
+        bound = getattr(thresholds, name)
+        if bound is None:
             continue
-        value = result.figures.get(key)
         if value is None:
-            reasons.append(f"no p99 {name} in the detail log to compare with max_{name.lower()}_ms")
-        elif value / 1e6 > limit_ms:
-            reasons.append(f"p99 {name} {value / 1e6:.1f} ms > max_{name.lower()}_ms {limit_ms:g}")
+            reasons.append(f"no {unit} in the detail log to compare with {name}")
+        elif value < bound:
+            reasons.append(f"{unit} {value:.2f} < {name} {bound:g}")
+    for label, name, dist in (("TTFT", "max_ttft_ms", figures.ttft_ns),
+                              ("TPOT", "max_tpot_ms", figures.tpot_ns)):
+        bound = getattr(thresholds, name)
+        if bound is None:
+            continue
+        value = dist.ms("p99")
+        if value is None:
+            reasons.append(f"no p99 {label} in the detail log to compare with {name}")
+        elif value > bound:
+            reasons.append(f"p99 {label} {value:.1f} ms > {name} {bound:g}")
     return Verdict(passed=not reasons, reasons=tuple(reasons))
 
 
-def judge_accuracy(
-    result: RunResult, scores: AccuracyScores | None, baseline: Baseline, ratio: float
-) -> Verdict:
+def judge_accuracy(result: RunResult, scores: AccuracyScores | None, baseline: Baseline) -> Verdict:
     from pytest_mlperf.accuracy import check
 
     reasons = _run_failures(result)
     if scores is None:
         reasons.append(f"no accuracy log scored from {result.accuracy_log}")
     else:
-        misses = check(scores, baseline, ratio)
+        misses = check(scores, baseline)
         if misses:
             reasons.append(f"accuracy below baseline '{baseline.name}': " + "; ".join(map(str, misses)))
     return Verdict(passed=not reasons, reasons=tuple(reasons))

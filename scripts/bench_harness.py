@@ -1,6 +1,6 @@
 """What the harness costs, measured in one run; prints one JSON line per measurement.
 
-(a) Offline: tokens/s through the plugin (``run_loadgen`` + ``VllmOfflineBackend``) against
+(a) Offline: tokens/s through the plugin (``run_loadgen`` + ``VllmBackend`` on ``LLM``) against
     ``LLM.generate`` on the same engine instance, the same prompts and the same sampling
     parameters. Prefix caching is off in the engine, so a pass never reuses an earlier pass's
     KV; passes alternate (raw, plugin, raw, plugin, ...) so that load from elsewhere on the
@@ -29,10 +29,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_mlperf.backends.base import Backend, GenerationConfig, ModelSource, Query, Responder  # noqa: E402
+from pytest_mlperf.backends.base import (  # noqa: E402
+    Backend,
+    GenerationConfig,
+    Query,
+    Responder,
+    SystemSpec,
+)
 from pytest_mlperf.cpu import usable_cores  # noqa: E402
 from pytest_mlperf.loadgen.runner import run_loadgen  # noqa: E402
-from pytest_mlperf.loadgen.settings import Mode, Profile, Scenario, SettingsPlan  # noqa: E402
+from pytest_mlperf.loadgen.settings import SettingsPlan  # noqa: E402
+from pytest_mlperf.vocabulary import Mode, Profile, Scenario  # noqa: E402
 
 
 def emit(**fields: Any) -> None:
@@ -46,15 +53,15 @@ def bench_offline(model_dir: Path, prompts: list[list[int]], rounds: int, engine
                   workdir: Path, warmup: int = 8) -> None:
     from vllm.inputs import TokensPrompt
 
-    from pytest_mlperf.backends import vllm_common
-    from pytest_mlperf.backends.vllm_offline import VllmOfflineBackend
+    from pytest_mlperf.backends import vllm_backend
 
     args = {"enable_prefix_caching": False, **engine_args}
-    backend = VllmOfflineBackend(ModelSource(path=model_dir, engine_args=args), GenerationConfig())
+    backend = vllm_backend.VllmBackend(SystemSpec.local(model_dir), args, GenerationConfig())
     started = time.perf_counter()
     backend.start()
+    backend.prepare(Scenario.OFFLINE)  # starts the LLM
     emit(what="engine", startup_s=round(time.perf_counter() - started, 1), **backend.describe())
-    llm, params = backend.llm, vllm_common.sampling_params(backend.generation)
+    llm, params = backend.llm, vllm_backend.sampling_params(backend.generation)
     token_prompts = [TokensPrompt(prompt_token_ids=p) for p in prompts]
     _on_engine_thread(lambda: llm.generate(token_prompts[:warmup], params, use_tqdm=False))  # warm-up
 
@@ -71,7 +78,7 @@ def bench_offline(model_dir: Path, prompts: list[list[int]], rounds: int, engine
 
         result = run_loadgen(plan=plan, mode=Mode.PERFORMANCE, backend=backend, prompts=prompts,
                              outdir=workdir / f"offline_{i}")
-        lg_tps = result.figures.get("tokens_per_second", 0.0)
+        lg_tps = result.figures.tokens_per_second or 0.0
         # loadgen's own figure: tokens / (last completion - first issue)
         seconds = result.output_tokens / lg_tps if lg_tps else float("nan")
         totals["plugin"][0] += result.output_tokens
@@ -90,12 +97,12 @@ def bench_offline(model_dir: Path, prompts: list[list[int]], rounds: int, engine
 def _on_engine_thread(work: Callable[[], Any]) -> tuple[Any, float]:
     """Run ``work`` on a fresh thread set up as the backend's generation thread (same OpenMP
     thread count on a CPU), returning its result and its seconds."""
-    from pytest_mlperf.backends import vllm_common
+    from pytest_mlperf.backends import vllm_backend
 
     box: dict[str, Any] = {}
 
     def run() -> None:
-        vllm_common.configure_engine_thread()
+        vllm_backend.configure_engine_thread()
         t0 = time.perf_counter()
         box["result"] = work()
         box["seconds"] = time.perf_counter() - t0
@@ -135,11 +142,11 @@ def _server_plan(qps: float, samples: int, duration_ms: int) -> SettingsPlan:
 
 def run_harness(qps: float, samples: int, duration_ms: int, outdir: Path) -> dict[str, Any]:
     result = run_loadgen(plan=_server_plan(qps, samples, duration_ms), mode=Mode.PERFORMANCE,
-                         backend=Instant(ModelSource(Path(".")), GenerationConfig()),
+                         backend=Instant(SystemSpec.local(".")),
                          prompts=[[1, 2, 3]] * samples, outdir=outdir)
     return {"validity": result.validity, "reason": result.invalid_reason,
-            "completed_qps": result.figures.get("samples_per_second"),
-            "ttft_p99_ms": result.figures.get("ttft_p99_ns", 0) / 1e6, "wall_s": result.wall_seconds}
+            "completed_qps": result.figures.samples_per_second,
+            "ttft_p99_ms": (result.figures.ttft_ns.p99 or 0) / 1e6, "wall_s": result.wall_seconds}
 
 
 def run_minimal(qps: float, samples: int, duration_ms: int, outdir: Path) -> dict[str, Any]:

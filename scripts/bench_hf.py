@@ -44,10 +44,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_mlperf.backends.base import GenerationConfig, ModelSource, Query  # noqa: E402
+from pytest_mlperf.backends.base import GenerationConfig, Query, SystemSpec  # noqa: E402
 from pytest_mlperf.cpu import usable_cores  # noqa: E402
 from pytest_mlperf.loadgen.runner import run_loadgen  # noqa: E402
-from pytest_mlperf.loadgen.settings import Mode, Profile, Scenario, SettingsPlan  # noqa: E402
+from pytest_mlperf.loadgen.settings import SettingsPlan  # noqa: E402
+from pytest_mlperf.vocabulary import Mode, Profile, Scenario  # noqa: E402
 
 NAMES = {"a": "direct_main", "b": "direct_thread", "c": "plugin"}
 
@@ -202,7 +203,7 @@ def run_plugin(backend: Any, prompts: Sequence[Sequence[int]], warmup: int, work
                              outdir=Path(tempfile.mkdtemp(dir=workdir, prefix="offline_")) / "run")
     finally:
         del backend.issue
-    lg_tps = result.figures.get("tokens_per_second", 0.0)
+    lg_tps = result.figures.tokens_per_second or 0.0
     tokens = result.output_tokens
     seconds = tokens / lg_tps if lg_tps else float("nan")  # loadgen: first issue .. last completion
     in_order = [outputs.get(i, []) for i in range(len(prompts))]
@@ -225,7 +226,7 @@ def make_backend(args: argparse.Namespace) -> Any:
     from pytest_mlperf.backends.hf import HFBackend
 
     model_dir, _ = paths(args)
-    backend = HFBackend(ModelSource(path=model_dir, embedded=args.model is None, engine_args=engine_args(args)),
+    backend = HFBackend(SystemSpec.local(model_dir, embedded=args.model is None), engine_args(args),
                         GenerationConfig())
     backend.start()
     return backend

@@ -8,8 +8,9 @@ Ours is ``pytest_mlperf.accuracy.score_texts`` (default workers: every available
 Both run in this one process on the same deterministic, news-like pairs
 (``pytest_mlperf.accuracy.synthetic.news_pairs``); the figures and gen_len must be identical.
 
-``nltk.sent_tokenize`` needs NLTK's punkt_tab data: set NLTK_DATA (``/work/shared/nltk_data``
-is used when present).
+``nltk.sent_tokenize`` needs NLTK's punkt_tab data: set NLTK_DATA, else ``nltk_data`` in the
+shared folder is used when present (``$PYTEST_MLPERF_SHARED``, else ``shared`` beside the
+repository: ``<repo>/../shared``).
 
     python scripts/bench_rouge.py [--samples 13368] [--seed 2024] [--workers N]
 """
@@ -23,7 +24,11 @@ import sys
 import time
 from pathlib import Path
 
-_SHARED_NLTK_DATA = Path("/work/shared/nltk_data")
+# As tests/shared.py finds it (scripts cannot import tests/): $PYTEST_MLPERF_SHARED, else
+# the folder "shared" beside this repository.
+_SHARED = Path(os.environ.get("PYTEST_MLPERF_SHARED")
+               or Path(__file__).resolve().parents[1].parent / "shared")
+_SHARED_NLTK_DATA = _SHARED / "nltk_data"
 
 
 def reference(predictions: list[str], references: list[str]) -> tuple[dict, dict]:

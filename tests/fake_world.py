@@ -4,7 +4,7 @@ a copy-task data set, and backends that are correct, slow, wrong or broken. Load
 CONFTEST = r'''
 import json, threading, time
 import pytest
-from pytest_mlperf.backends.base import Backend, ModelSource
+from pytest_mlperf import Backend, SystemSpec
 
 WORDS = ["<pad>", "<bos>", "<eos>"] + [f"w{i}" for i in range(200)]
 
@@ -103,13 +103,18 @@ class OfflineOnlyBackend(CopyBackend):
 BACKENDS = {c.name: c for c in (CopyBackend, SlowBackend, GarbleBackend, CrashBackend, HangBackend, OfflineOnlyBackend)}
 
 
-def pytest_mlperf_backend_class(name, scenario):
-    return BACKENDS.get(name)
+def pytest_mlperf_make_backend(config, name, scenario, system, engine_args, generation, tokenizer):
+    cls = BACKENDS.get(name)
+    return None if cls is None else cls(system, engine_args, generation, tokenizer)
+
+
+def pytest_mlperf_backend_names(config):
+    return list(BACKENDS)
 
 
 @pytest.fixture(scope="session")
-def mlperf_model(tmp_path_factory, mlperf_options):
-    return ModelSource(path=tmp_path_factory.mktemp("model"), engine_args=mlperf_options.engine_args)
+def mlperf_model(tmp_path_factory):
+    return SystemSpec.local(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="session")

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import ast
 import json
+import random
+import shutil
 import struct
 import subprocess
 import sys
+from dataclasses import asdict
 
 import pytest
 
 pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 
-from pytest_mlperf.accuracy import score_texts  # noqa: E402
+from pytest_mlperf.accuracy import choose_baseline, score_texts  # noqa: E402
 from pytest_mlperf.accuracy.__main__ import main, parse_baseline  # noqa: E402
 from pytest_mlperf.accuracy.synthetic import news_pairs  # noqa: E402
 
@@ -84,10 +87,30 @@ def test_pass_and_fail_against_a_baseline(files, capsys):
     assert "FAIL" in out and "  rouge1 " in out
 
 
-def test_benchmark_targets(files, capsys):
-    # 12 samples are nowhere near llama3.1-8b's generated length: the window must say so.
-    assert main(_args(files, "--benchmark", "llama3.1-8b")) == 1
-    assert "gen_len" in capsys.readouterr().out
+def test_benchmark_targets_scale_gen_len_as_the_plugin_does(files, capsys, tmp_path):
+    """12 samples against llama3.1-8b: the ROUGE means as they are, gen_len scaled to 12 of
+    13,368 by the plugin's own policy (choose_baseline), and labelled as no MLPerf result."""
+    report = tmp_path / "report.json"
+    assert main(_args(files, "--benchmark", "llama3.1-8b", "--json", str(report))) == 1
+    out = capsys.readouterr().out
+    assert "accuracy against llama3.1-8b, gen_len scaled to 12 of 13,368 samples " in out
+    assert "note: 12 of 13,368 samples: not an MLPerf accuracy result" in out
+    plugin = choose_baseline(benchmark="llama3.1-8b", declared=None, ratio=None,
+                             dataset_sha256="0" * 64, model_is_embedded=False,
+                             sample_indices=range(N), dataset_total=N)
+    judged = json.loads(report.read_text())
+    assert judged["baseline"] == asdict(plugin.baseline)
+    assert judged["baseline"]["gen_len"] == round(8167644 * N / 13368)
+    assert (judged["official"], judged["note"]) == (False, plugin.note)
+    # The ROUGE figures miss (synthetic text); the length, scaled, does not.
+    assert {m["metric"] for m in judged["misses"]} <= {"rouge1", "rouge2", "rougeL", "rougeLsum"}
+
+
+def test_baseline_with_samples_is_scaled(files, capsys):
+    expected = files["expected"]
+    at = f"rouge1={expected.rouge1},gen_len={expected.gen_len * 10},samples={N * 10}"
+    assert main(_args(files, "--baseline", at)) == 0
+    assert f"gen_len scaled to {N} of {N * 10} samples" in capsys.readouterr().out
 
 
 def test_json_report(files, tmp_path):
@@ -140,8 +163,9 @@ def test_bad_baseline_values(text):
 
 
 def test_baseline_values():
-    baseline = parse_baseline("rouge1=38.7792, gen_len=8167644,ratio=0.999")
-    assert (baseline.rouge1, baseline.gen_len, baseline.ratio) == (38.7792, 8167644, 0.999)
+    baseline = parse_baseline("rouge1=38.7792, gen_len=8167644,ratio=0.999,samples=13368")
+    assert (baseline.rouge1, baseline.gen_len, baseline.ratio, baseline.samples) == (
+        38.7792, 8167644, 0.999, 13368)
 
 
 def test_module_runs(files):
@@ -151,7 +175,16 @@ def test_module_runs(files):
     assert "'gen_num': 12" in done.stdout
 
 
-def test_embedded_tokenizer_and_dataset(tmp_path, capsys):
+def _embedded_log(path, outputs: dict[int, list[int]]) -> None:
+    """A log whose entries answer these records with these token ids, in this order."""
+    path.write_text(json.dumps([
+        {"seq_id": seq, "qsl_idx": qsl, "data": struct.pack(f"<{len(ids)}i", *ids).hex().upper(),
+         "token_count": len(ids)}
+        for seq, (qsl, ids) in enumerate(outputs.items())]))
+
+
+@pytest.fixture(scope="module")
+def embedded_files():
     from pytest_mlperf import embedded
 
     if not (embedded.MODEL_DIR.is_dir() and embedded.DATASET_PATH.is_file()):
@@ -160,18 +193,72 @@ def test_embedded_tokenizer_and_dataset(tmp_path, capsys):
 
     from pytest_mlperf.dataset import load_dataset
 
-    tokenizer = AutoTokenizer.from_pretrained(str(embedded.MODEL_DIR))
-    references = load_dataset(embedded.DATASET_PATH).references[:20]
-    entries = []
-    for qsl, reference in enumerate(references):
-        ids = tokenizer.encode(reference, add_special_tokens=False)
-        entries.append({"seq_id": qsl, "qsl_idx": qsl,
-                        "data": struct.pack(f"<{len(ids)}i", *ids).hex().upper()})
+    return (embedded, AutoTokenizer.from_pretrained(str(embedded.MODEL_DIR)),
+            load_dataset(embedded.DATASET_PATH).references)
+
+
+def test_embedded_tokenizer_and_dataset(embedded_files, tmp_path, capsys):
+    """The references as predictions: ROUGE 100, and judged against the embedded model's own
+    figures for those 20 records, whose summaries are shorter than the references."""
+    embedded, tokenizer, references = embedded_files
+    references = references[:20]
     log = tmp_path / "mlperf_log_accuracy.json"
-    log.write_text(json.dumps(entries))
+    _embedded_log(log, {qsl: tokenizer.encode(reference, add_special_tokens=False)
+                        for qsl, reference in enumerate(references)})
     expected = score_texts(tokenizer.batch_decode(
         [tokenizer.encode(r, add_special_tokens=False) for r in references],
         skip_special_tokens=True), references)
     assert main(["--accuracy-log", str(log), "--dataset", "embedded", "--tokenizer", "embedded",
-                 "--workers", "1"]) == 0
-    assert float(_printed(capsys.readouterr().out)["rouge1"]) == expected.rouge1
+                 "--workers", "1"]) == 1
+    out = capsys.readouterr().out
+    assert float(_printed(out)["rouge1"]) == expected.rouge1 == 100.0
+    assert "accuracy against embedded model on the embedded set, 20 of 256 records (0-19) " in out
+    bound = embedded.baseline_for(range(20)).gen_len * 1.1
+    assert [line.split()[:2] for line in out.splitlines() if line.startswith("  ")] == [
+        ["gen_len", str(expected.gen_len)]] and expected.gen_len > bound
+
+
+def test_embedded_model_outputs_pass_their_own_records(embedded_files, tmp_path, capsys):
+    """The embedded model's greedy outputs for 16 records, logged out of QSL order, checked
+    against the embedded per-sample baseline with no --benchmark/--baseline; the data set is
+    the embedded one by content (a copy under another name), the tokenizer a copy of the
+    model folder."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from pytest_mlperf.embedded import build
+
+    embedded, tokenizer, _ = embedded_files
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    model = AutoModelForCausalLM.from_pretrained(embedded.MODEL_DIR).eval()
+    records = json.loads(embedded.DATASET_PATH.read_text(encoding="utf-8"))
+    chosen = sorted(random.Random(7).sample(range(len(records)), 16))
+    eos = list(model.generation_config.eos_token_id)
+    outputs, _, _ = build.generate(model, [records[i] for i in chosen], tokenizer.pad_token_id,
+                                   eos)
+    order = list(zip(chosen, outputs, strict=True))
+    random.Random(8).shuffle(order)
+    log = tmp_path / "mlperf_log_accuracy.json"
+    _embedded_log(log, dict(order))
+    dataset = tmp_path / "my_eval.json"
+    shutil.copyfile(embedded.DATASET_PATH, dataset)
+    model_copy = tmp_path / "model"
+    shutil.copytree(embedded.MODEL_DIR, model_copy)
+    report = tmp_path / "report.json"
+    assert main(["--accuracy-log", str(log), "--dataset", str(dataset), "--tokenizer",
+                 str(model_copy), "--workers", "1", "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy against embedded model on the embedded set, 16 of 256 records" in out
+    assert "PASS" in out
+    judged = json.loads(report.read_text())
+    assert judged["baseline"] == asdict(embedded.baseline_for([qsl for qsl, _ in order]))
+    assert judged["official"] is False and judged["note"] is None
+
+
+def test_embedded_set_with_another_tokenizer_checks_nothing(files, embedded_files, capsys):
+    args = _args(files)
+    args[3] = "embedded"
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "nothing checked: the embedded sample set's baseline is the embedded model's own" in out
+    assert "accuracy against" not in out

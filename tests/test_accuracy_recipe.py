@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from pytest_mlperf.accuracy import recipe, score_texts
 from pytest_mlperf.accuracy.sentences import split_sentences
 from pytest_mlperf.accuracy.synthetic import news_pairs, varied_texts
+from tests.shared import punkt_tab_root
 
 KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
@@ -21,15 +20,15 @@ def sent_tokenize():
     """nltk.sent_tokenize over the genuine punkt_tab files when they are here, else ours."""
     import nltk
 
-    roots = [p for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p]
-    roots.append("/work/shared/nltk_data")
-    for root in roots:
-        if Path(root, "tokenizers", "punkt_tab", "english").is_dir():
-            nltk.data.path.insert(0, root)
-            yield nltk.sent_tokenize
-            nltk.data.path.remove(root)
-            return
-    yield split_sentences
+    root = punkt_tab_root()
+    if root is None:
+        yield split_sentences
+        return
+    nltk.data.path.insert(0, str(root))
+    try:
+        yield nltk.sent_tokenize
+    finally:
+        nltk.data.path.remove(str(root))
 
 
 def reference_figures(predictions, references, sent_tokenize) -> dict:

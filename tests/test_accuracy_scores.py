@@ -12,10 +12,11 @@ import pytest
 
 from pytest_mlperf.accuracy import AccuracyScores
 from pytest_mlperf.accuracy.scores import aggregate
+from tests.shared import public_logs_dir
 
 np = pytest.importorskip("numpy")
 
-REAL_LOGS = Path("/work/shared/mlperf-logs")
+REAL_LOGS = public_logs_dir()
 
 
 def _reference(values: list[float]) -> float:
@@ -94,7 +95,8 @@ def test_reference_line_llama2():
         "tokens_per_sample": 292.7}
 
 
-@pytest.mark.skipif(not REAL_LOGS.is_dir(), reason="public MLPerf accuracy.txt files not here")
+@pytest.mark.skipif(not REAL_LOGS.is_dir(), reason=f"public MLPerf logs not found at {REAL_LOGS} "
+                    "(set MLPERF_PUBLIC_LOGS, or PYTEST_MLPERF_SHARED to the shared folder)")
 def test_reference_line_reads_like_real_accuracy_txt():
     real = _real_result_lines()
     assert len(real) >= 3

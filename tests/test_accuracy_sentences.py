@@ -1,36 +1,24 @@
 """Our offline sentence splitter is nltk.sent_tokenize, parameter for parameter, split for split.
 
 The comparisons with the genuine NLTK punkt_tab English files run where those files are found
-(``$NLTK_DATA`` or ``/work/shared/nltk_data``); elsewhere (CI, air-gapped) they are skipped with
-the reason, and only the checks that need no download run.
+(``$NLTK_DATA``, else ``nltk_data`` in the shared folder: see ``tests/shared.py``); elsewhere
+(CI, air-gapped) they are skipped with the reason, and only the checks that need no download run.
 """
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import pytest
 
 from pytest_mlperf.accuracy import sentences
 from pytest_mlperf.accuracy.synthetic import news_pairs, varied_texts
+from tests.shared import nltk_data_dirs, punkt_tab_root
 
-_CANDIDATES = [Path(p) for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p]
-_CANDIDATES.append(Path("/work/shared/nltk_data"))
-
-
-def _genuine_dir() -> Path | None:
-    for root in _CANDIDATES:
-        if (root / "tokenizers" / "punkt_tab" / "english" / "ortho_context.tab").is_file():
-            return root
-    return None
-
-
-GENUINE = _genuine_dir()
+GENUINE = punkt_tab_root()
 needs_genuine = pytest.mark.skipif(
     GENUINE is None,
-    reason="NLTK's punkt_tab English data not found (set NLTK_DATA to a folder holding "
-    "tokenizers/punkt_tab/english)",
+    reason="NLTK's punkt_tab English data not found in "
+    f"{', '.join(map(str, nltk_data_dirs()))} (set NLTK_DATA to a folder holding "
+    "tokenizers/punkt_tab/english, or PYTEST_MLPERF_SHARED to the shared folder)",
 )
 
 

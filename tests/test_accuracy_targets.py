@@ -126,6 +126,7 @@ def test_from_scores():
     assert (baseline.rouge1, baseline.rouge2, baseline.rougeL, baseline.rougeLsum) == (
         scores.rouge1, scores.rouge2, scores.rougeL, scores.rougeLsum)
     assert baseline.gen_len == scores.gen_len and baseline.ratio == 0.98
+    assert baseline.samples == scores.gen_num
     assert Baseline.from_scores("mine", scores, gen_len=False).gen_len is None
     assert check(scores, baseline) == []
 
@@ -134,3 +135,49 @@ def test_from_scores():
 def test_bad_ratio(ratio):
     with pytest.raises(ValueError, match="ratio"):
         Baseline("b", rouge1=1.0, ratio=ratio)
+
+
+def test_targets_know_their_data_set_size():
+    # ../shared/spec/mlperf-llm.md: cnn_eval.json, sample_cnn_eval_5000.json, OpenOrca
+    assert {name: t.samples for name, t in TARGETS.items()} == {
+        "llama3.1-8b": 13368, "llama3.1-8b-edge": 5000,
+        "llama2-70b-99": 24576, "llama2-70b-99.9": 24576}
+
+
+def test_scaled_to_scales_gen_len_only():
+    full = TARGETS["llama3.1-8b"]
+    subset = full.scaled_to(64)
+    assert subset.gen_len == round(8167644 * 64 / 13368) == 39103
+    assert subset.samples == 64
+    assert subset.name == "llama3.1-8b, gen_len scaled to 64 of 13,368 samples"
+    assert (subset.rouge1, subset.rouge2, subset.rougeL, subset.rougeLsum, subset.ratio) == (
+        full.rouge1, full.rouge2, full.rougeL, full.rougeLsum, full.ratio)
+    # the window moves with it: 0.9x..1.1x of the scaled total
+    assert check(_at("gen_len", 39103 * 0.9, "llama3.1-8b"), subset) == []
+    assert [m.metric for m in check(_at("gen_len", 39103 * 0.89, "llama3.1-8b"), subset)] == [
+        "gen_len"]
+
+
+def test_scaled_to_leaves_what_it_cannot_or_need_not_scale():
+    full = TARGETS["llama3.1-8b"]
+    assert full.scaled_to(13368) is full
+    assert TARGETS["llama2-70b-99"].scaled_to(64) is TARGETS["llama2-70b-99"]  # no gen_len
+    unknown = Baseline("b", rouge1=40.0, gen_len=1000)  # samples unknown
+    assert unknown.scaled_to(5) is unknown
+    with pytest.raises(ValueError, match="0 samples"):
+        full.scaled_to(0)
+
+
+def test_with_ratio():
+    strict = TARGETS["llama2-70b-99.9"]
+    assert strict.with_ratio(None) is strict and strict.ratio == 0.999
+    assert strict.with_ratio(0.95).ratio == 0.95
+    assert check(_scores(rouge1=42.3, rouge2=21.0, rougeL=27.3, gen_tok_len=2945),
+                 strict.with_ratio(0.95)) == []
+    with pytest.raises(ValueError, match="ratio"):
+        strict.with_ratio(1.5)
+
+
+def test_bad_samples():
+    with pytest.raises(ValueError, match="samples"):
+        Baseline("b", rouge1=1.0, samples=0)

@@ -10,21 +10,40 @@ import pytest
 pytest.importorskip("transformers")
 
 from pytest_mlperf import embedded  # noqa: E402
-from pytest_mlperf.backends.base import GenerationConfig, ModelSource  # noqa: E402
+from pytest_mlperf.backends.base import GenerationConfig, SystemSpec  # noqa: E402
 from pytest_mlperf.backends.hf import HFBackend  # noqa: E402
 from pytest_mlperf.dataset import load_dataset  # noqa: E402
 from pytest_mlperf.loadgen.runner import run_loadgen  # noqa: E402
-from pytest_mlperf.loadgen.settings import Mode, Profile, Scenario, SettingsPlan  # noqa: E402
+from pytest_mlperf.loadgen.settings import SettingsPlan  # noqa: E402
+from pytest_mlperf.vocabulary import Mode, Profile, Scenario  # noqa: E402
 
 N = 12
+SYSTEM = SystemSpec.local(embedded.MODEL_DIR, embedded=True)
 
 
 @pytest.fixture(scope="module")
 def backend():
-    b = HFBackend(ModelSource(embedded.MODEL_DIR, embedded=True, engine_args={"batch_size": 8}), GenerationConfig())
+    b = HFBackend(SYSTEM, {"batch_size": 8}, GenerationConfig())
     b.start()
     yield b
     b.close()
+
+
+def test_describe(backend) -> None:
+    import transformers
+
+    info = backend.describe()
+    assert info["engine"] == "transformers.generate"
+    assert info["engine_version"] == transformers.__version__
+    assert info["device"] == "cpu"
+    assert info["engine_args"] == {"batch_size": 8, "threads": backend.threads, "device": "cpu",
+                                   "dtype": "float32"}
+
+
+def test_served_system_is_refused_at_start() -> None:
+    b = HFBackend(SystemSpec.served("llama", ["http://node1:8000"]))
+    with pytest.raises(ValueError, match="served model.*'openai'"):
+        b.start()
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +58,11 @@ def reference_greedy(prompt: list[int]) -> list[int]:
 
     model = AutoModelForCausalLM.from_pretrained(embedded.MODEL_DIR, dtype=torch.float32).eval()
     with torch.inference_mode():
-        out = model.generate(torch.tensor([prompt]), do_sample=False, max_new_tokens=128, min_new_tokens=1)
+        out = model.generate(torch.tensor([prompt]), do_sample=False, max_new_tokens=128,
+                             min_new_tokens=1)
     new = out[0, len(prompt):].tolist()
-    eos = set(model.generation_config.eos_token_id if isinstance(model.generation_config.eos_token_id, list) else [model.generation_config.eos_token_id])
+    eos_id = model.generation_config.eos_token_id
+    eos = set(eos_id if isinstance(eos_id, list) else [eos_id])
     for i, t in enumerate(new):
         if t in eos:
             return new[: i + 1]
@@ -50,9 +71,11 @@ def reference_greedy(prompt: list[int]) -> list[int]:
 
 def test_offline_accuracy_log_holds_greedy_outputs(backend, prompts, tmp_path: Path) -> None:
     plan = SettingsPlan("llama3.1-8b", Scenario.OFFLINE, Profile.QUICK, N, N)
-    result = run_loadgen(plan=plan, mode=Mode.ACCURACY, backend=backend, prompts=prompts, outdir=tmp_path / "acc")
+    result = run_loadgen(plan=plan, mode=Mode.ACCURACY, backend=backend, prompts=prompts,
+                         outdir=tmp_path / "acc")
     assert result.backend_error is None and result.loadgen_errors == ()
-    entries = {e["qsl_idx"]: bytes.fromhex(e["data"]) for e in json.loads(result.accuracy_log.read_text())}
+    entries = {e["qsl_idx"]: bytes.fromhex(e["data"])
+               for e in json.loads(result.accuracy_log.read_text())}
     assert sorted(entries) == list(range(N))
     import numpy as np
 
@@ -63,22 +86,29 @@ def test_offline_accuracy_log_holds_greedy_outputs(backend, prompts, tmp_path: P
 
 def test_offline_performance_run_is_valid(backend, prompts, tmp_path: Path) -> None:
     plan = SettingsPlan("llama3.1-8b", Scenario.OFFLINE, Profile.QUICK, N, N)
-    result = run_loadgen(plan=plan, mode=Mode.PERFORMANCE, backend=backend, prompts=prompts, outdir=tmp_path / "perf")
+    result = run_loadgen(plan=plan, mode=Mode.PERFORMANCE, backend=backend, prompts=prompts,
+                         outdir=tmp_path / "perf")
     assert result.validity == "VALID", result.invalid_reason
-    assert result.figures["tokens_per_second"] > 0
+    assert (result.figures.tokens_per_second or 0) > 0
 
 
 @pytest.mark.latency
-def test_server_run_meets_latency_limits_with_first_tokens(backend, prompts, tmp_path: Path) -> None:
+def test_server_run_meets_latency_limits_with_first_tokens(
+    backend, prompts, tmp_path: Path
+) -> None:
     """Streaming through the generation streamer: loadgen measures real TTFT and TPOT. (Too
     few queries here for early stopping, which the vLLM Server tests and benchmarks cover.)"""
     overrides = {"server_target_qps": 2, "min_duration_ms": 3000, "min_query_count": N}
-    plan = SettingsPlan("llama3.1-8b", Scenario.SERVER, Profile.QUICK, N, N, cli_overrides=overrides)
-    result = run_loadgen(plan=plan, mode=Mode.PERFORMANCE, backend=backend, prompts=prompts, outdir=tmp_path / "perf")
+    plan = SettingsPlan("llama3.1-8b", Scenario.SERVER, Profile.QUICK, N, N,
+                        cli_overrides=overrides)
+    result = run_loadgen(plan=plan, mode=Mode.PERFORMANCE, backend=backend, prompts=prompts,
+                         outdir=tmp_path / "perf")
     assert result.backend_error is None and result.loadgen_errors == ()
     assert result.flags["perf_constraints_met"], result.invalid_reason
-    assert 0 < result.figures["ttft_p99_ns"] < 2e9
-    assert 0 < result.figures["tpot_p99_ns"] < result.figures["ttft_p99_ns"]
+    ttft, tpot = result.figures.ttft_ns.p99, result.figures.tpot_ns.p99
+    assert ttft is not None and tpot is not None
+    assert 0 < ttft < 2e9
+    assert 0 < tpot < ttft
 
 
 # -- threads ------------------------------------------------------------------------------------
@@ -175,8 +205,7 @@ def test_worker_generates_with_its_thread_count_and_the_same_tokens(monkeypatch,
     default_before = fresh_thread_default()
     results = {}
     for label, args in (("default", {}), ("threads=2", {"threads": 2})):
-        b = HFBackend(ModelSource(embedded.MODEL_DIR, embedded=True, engine_args={"batch_size": 8, **args}),
-                      GenerationConfig())
+        b = HFBackend(SYSTEM, {"batch_size": 8, **args}, GenerationConfig())
         b.start()
         try:
             results[label] = generate_on_worker(b, prompts)

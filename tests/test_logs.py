@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
 import pytest
 
-from pytest_mlperf.backends.base import Backend, GenerationConfig, ModelSource
+from pytest_mlperf.backends.base import Backend, SystemSpec
 from pytest_mlperf.loadgen.logs import LogError, read_detail, read_summary
 from pytest_mlperf.loadgen.runner import run_loadgen
-from pytest_mlperf.loadgen.settings import Mode, Profile, Scenario, SettingsPlan
+from pytest_mlperf.loadgen.settings import SettingsPlan
+from pytest_mlperf.vocabulary import Mode, Profile, Scenario
+from tests.shared import public_logs_dir
 
 
 class Instant(Backend):
@@ -31,7 +32,7 @@ class Instant(Backend):
 
 def run(tmp_path: Path, scenario: Scenario, user_conf: Path | None = None, name: str = "run", **overrides) -> Path:
     plan = SettingsPlan("llama3.1-8b", scenario, Profile.QUICK, 32, 32, user_conf=user_conf, cli_overrides=overrides)
-    backend = Instant(ModelSource(tmp_path), GenerationConfig())
+    backend = Instant(SystemSpec.local(tmp_path))
     result = run_loadgen(plan=plan, mode=Mode.PERFORMANCE, backend=backend, prompts=[[1, 2]] * 32, outdir=tmp_path / name)
     assert result.outdir == tmp_path / name
     return result.outdir
@@ -78,10 +79,11 @@ def test_not_a_log_is_named(tmp_path: Path) -> None:
         read_summary(tmp_path / "missing.txt")
 
 
-PUBLIC = Path(os.environ.get("MLPERF_PUBLIC_LOGS", Path(__file__).resolve().parents[2] / "shared" / "mlperf-logs"))
+PUBLIC = public_logs_dir()
 
 
-@pytest.mark.skipif(not PUBLIC.is_dir(), reason=f"public MLPerf logs not found at {PUBLIC} (set MLPERF_PUBLIC_LOGS)")
+@pytest.mark.skipif(not PUBLIC.is_dir(), reason=f"public MLPerf logs not found at {PUBLIC} "
+                    "(set MLPERF_PUBLIC_LOGS, or PYTEST_MLPERF_SHARED to the shared folder)")
 def test_reads_every_public_log() -> None:
     """Real results from v4.0 to v5.1: every file parses and says what a careful reader sees."""
     seen = {}

@@ -9,6 +9,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from pytest_mlperf import BenchmarkRecord
+
 pytest.importorskip("transformers")
 
 BENCHMARK = '''
@@ -31,8 +33,9 @@ def test_rescoring_a_runs_log_gives_the_runs_figures(pytester: pytest.Pytester) 
     )
     result.assert_outcomes(passed=1)
     props = {p.get("name"): p.get("value") for p in ET.parse(pytester.path / "junit.xml").iter("property")}
-    record = json.loads(props["mlperf"])
-    log = pytester.path / record["run"]["outdir"] / "mlperf_log_accuracy.json"
+    record = BenchmarkRecord.loads(props["mlperf.record"]).accuracy
+    assert record is not None
+    log = pytester.path / BenchmarkRecord.loads(props["mlperf.record"]).run.outdir / "mlperf_log_accuracy.json"
     out = pytester.path / "rescored.json"
     cli = subprocess.run(
         [sys.executable, "-m", "pytest_mlperf.accuracy", "--accuracy-log", str(log),
@@ -43,5 +46,5 @@ def test_rescoring_a_runs_log_gives_the_runs_figures(pytester: pytest.Pytester) 
     rescored = json.loads(out.read_text())
     scores = rescored.get("scores", rescored)
     for key in ("rouge1", "rouge2", "rougeL", "rougeLsum", "gen_len", "gen_num"):
-        assert float(scores[key]) == float(record["accuracy"][key]), key
-    assert record["accuracy"]["gen_num"] == 16
+        assert float(scores[key]) == float(getattr(record, key)), key
+    assert record.gen_num == 16

@@ -6,14 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_mlperf.loadgen.settings import (
-    Mode,
-    Profile,
-    Scenario,
-    SettingsError,
-    SettingsPlan,
-    conf_model,
-)
+from pytest_mlperf.loadgen.settings import SettingsError, SettingsPlan, check_overrides, conf_model
+from pytest_mlperf.vocabulary import Mode, Profile, Scenario
 
 
 def plan(scenario: Scenario, profile: Profile = Profile.OFFICIAL, **kw) -> SettingsPlan:
@@ -53,13 +47,13 @@ def test_quick_profile_shortens_runs_to_the_data_set() -> None:
 
 def test_quick_server_profile_can_pass_early_stopping(tmp_path: Path) -> None:
     """The quick profile's query count lets a fast SUT be VALID (early stopping included)."""
-    from pytest_mlperf.backends.base import GenerationConfig, ModelSource
+    from pytest_mlperf.backends.base import SystemSpec
     from pytest_mlperf.loadgen.runner import run_loadgen
     from tests.test_logs import Instant
 
     quick = plan(Scenario.SERVER, Profile.QUICK, total=16, perf=16,
                  cli_overrides={"server_target_qps": 400, "min_duration_ms": 100})
-    result = run_loadgen(plan=quick, mode=Mode.PERFORMANCE, backend=Instant(ModelSource(tmp_path), GenerationConfig()),
+    result = run_loadgen(plan=quick, mode=Mode.PERFORMANCE, backend=Instant(SystemSpec.local(tmp_path)),
                          prompts=[[1, 2]] * 16, outdir=tmp_path / "run")
     assert result.validity == "VALID", result.flags
     assert result.flags["early_stopping_met"]
@@ -94,3 +88,23 @@ def test_bad_user_conf_names_the_file(tmp_path: Path) -> None:
 def test_unknown_override_names_its_source() -> None:
     with pytest.raises(SettingsError, match=r"the mlperf marker: 'target_qps' is not a loadgen TestSettings field"):
         plan(Scenario.SERVER, marker_overrides={"target_qps": 3}).build(Mode.PERFORMANCE)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"server_target_qs": 3}, "'server_target_qs' is not a loadgen TestSettings field; did you mean server_target_qps"),
+        ({"min_query_count": 10.5}, "min_query_count = 10.5 is not a int"),
+        ({"server_target_qps": "fast"}, "server_target_qps = 'fast' is not a float"),
+        ({"use_token_latencies": 2}, "use_token_latencies = 2 is not a bool"),
+        ({"min_duration_ms": -1}, "min_duration_ms = -1 must not be negative"),
+    ],
+)
+def test_overrides_are_checked_without_running(values: dict, message: str) -> None:
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(")):
+        check_overrides(values, "here")
+
+
+def test_overrides_are_converted_to_loadgens_types() -> None:
+    assert check_overrides({"min_query_count": 12.0, "server_target_qps": 3, "use_token_latencies": 1}, "x") == {
+        "min_query_count": 12, "server_target_qps": 3.0, "use_token_latencies": True}

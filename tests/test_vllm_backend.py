@@ -1,7 +1,9 @@
-"""The vLLM backends for real: vLLM's CPU build, the embedded model, the real loadgen.
+"""The vLLM backend for real: vLLM's CPU build, the embedded model, the real loadgen.
 
-Skipped when vllm is not importable (see docs/performance.md for the CPU install). The
-Offline tests run first: the streaming backend replaces the shared ``LLM`` with ``AsyncLLM``.
+Skipped when vllm is not importable (see docs/performance.md for the CPU install). One
+``VllmBackend`` serves the module; every test that runs a streaming scenario (which replaces its
+``LLM`` with ``AsyncLLM``) depends on ``reference`` first, so the raw ``LLM.generate`` outputs
+are taken while the ``LLM`` still runs, in any order and under xdist.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_mlperf.backends.base import Backend, GenerationConfig, ModelSource, Query, Responder
+from pytest_mlperf.backends.base import Backend, GenerationConfig, Query, Responder, SystemSpec
 from pytest_mlperf.loadgen.runner import RunResult, run_loadgen
-from pytest_mlperf.loadgen.settings import Mode, Profile, Scenario, SettingsPlan
+from pytest_mlperf.loadgen.settings import SettingsPlan
+from pytest_mlperf.vocabulary import Mode, Profile, Scenario
 
 needs_vllm = pytest.mark.skipif(
     importlib.util.find_spec("vllm") is None,
@@ -32,7 +35,7 @@ COMPARED = 8
 #: Offline performance run size (the whole embedded set takes longer than it tells).
 OFFLINE_SAMPLES = 64
 #: Server: p99 early stopping needs about 460 queries even when none is late. With one OpenMP
-#: thread in the engine (vllm_common's default on a small CPU) two cores served the embedded
+#: thread in the engine (the backend's default on a small CPU) two cores served the embedded
 #: model at 12 qps with p99 TTFT 24 ms / TPOT 5 ms, and at 10 qps with 43 ms / 7 ms while
 #: another job kept both cores busy (limits 2 s / 100 ms). With vLLM's default threads the
 #: same box missed TPOT at 4 qps (p99 184 ms): every OpenMP region waited for a preempted thread.
@@ -40,26 +43,36 @@ SERVER_QPS = 10.0
 SERVER_QUERIES = 480
 
 
-def test_modules_import_no_engine() -> None:
-    """Importing the backends must not import vllm or torch (the plugin resolves them lazily)."""
+def test_module_and_construction_import_no_engine() -> None:
+    """Importing the backend and making one must not import vllm or torch (the plugin makes
+    backends before it knows they will run; ``start()`` loads)."""
     code = (
         "import sys\n"
-        "import pytest_mlperf.backends.vllm_common, pytest_mlperf.backends.vllm_offline, "
-        "pytest_mlperf.backends.vllm_stream\n"
+        "from pytest_mlperf.backends.base import SystemSpec\n"
+        "from pytest_mlperf.backends.vllm_backend import VllmBackend\n"
+        "VllmBackend(SystemSpec.local('/nowhere'), {'max_num_seqs': 4})\n"
         "heavy = sorted(m for m in ('vllm', 'torch', 'transformers') if m in sys.modules)\n"
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_served_system_is_refused_at_start() -> None:
+    from pytest_mlperf.backends.vllm_backend import VllmBackend
+
+    backend = VllmBackend(SystemSpec.served("llama", ["http://node1:8000"]))
+    with pytest.raises(ValueError, match="served model.*'openai'"):
+        backend.start()
+
+
 # --- fixtures ----------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def model() -> ModelSource:
+def system() -> SystemSpec:
     from pytest_mlperf.embedded import MODEL_DIR
 
-    return ModelSource(path=Path(MODEL_DIR), embedded=True)
+    return SystemSpec.local(Path(MODEL_DIR), embedded=True)
 
 
 @pytest.fixture(scope="module")
@@ -71,38 +84,36 @@ def prompts() -> list[list[int]]:
 
 
 @pytest.fixture(scope="module")
-def offline_backend(model: ModelSource) -> Any:
-    from pytest_mlperf.backends.vllm_offline import VllmOfflineBackend
+def backend(system: SystemSpec) -> Any:
+    from pytest_mlperf.backends.vllm_backend import VllmBackend
 
-    backend = VllmOfflineBackend(model, GenerationConfig())
+    backend = VllmBackend(system, {}, GenerationConfig())
     backend.start()
     yield backend
     backend.close()
 
 
 @pytest.fixture(scope="module")
-def reference(offline_backend: Any, prompts: list[list[int]]) -> list[list[int]]:
+def reference(backend: Any, prompts: list[list[int]]) -> list[list[int]]:
     """The reference SUT's greedy outputs straight from ``LLM.generate`` (no plugin code)."""
     from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
 
-    assert offline_backend.llm is not None, "the Offline backend should hold a vllm.LLM"
-    params = SamplingParams(temperature=0.0, top_k=1, max_tokens=128, min_tokens=1, detokenize=False)
-    outputs = offline_backend.llm.generate(
+    backend.prepare(Scenario.OFFLINE)
+    assert backend.llm is not None, "Offline, first prepared, should start a vllm.LLM"
+    params = SamplingParams(temperature=0.0, top_k=1, max_tokens=128, min_tokens=1,
+                            detokenize=False)
+    outputs = backend.llm.generate(
         [TokensPrompt(prompt_token_ids=p) for p in prompts[:COMPARED]], params, use_tqdm=False
     )
     return [list(o.outputs[0].token_ids) for o in outputs]
 
 
-@pytest.fixture(scope="module")
-def stream_backend(model: ModelSource, reference: list[list[int]]) -> Any:
-    # ``reference`` first: this backend retires the shared LLM in favour of AsyncLLM.
-    from pytest_mlperf.backends.vllm_stream import VllmStreamBackend
-
-    backend = VllmStreamBackend(model, GenerationConfig())
-    backend.start()
-    yield backend
-    backend.close()
+@pytest.fixture
+def stream_backend(backend: Any, reference: list[list[int]]) -> Any:
+    """The module's backend, for tests that run a streaming scenario: ``reference`` first,
+    since such a run retires the ``LLM`` in favour of ``AsyncLLM``."""
+    return backend
 
 
 class _WatchedResponder:
@@ -134,7 +145,7 @@ class Watch(Backend):
     streaming = True
 
     def __init__(self, inner: Backend) -> None:
-        super().__init__(inner.model, inner.generation)
+        super().__init__(inner.system, inner.engine_args, inner.generation)
         self.inner = inner
         self.lock = threading.Lock()
         self.first: dict[int, int] = {}
@@ -144,6 +155,9 @@ class Watch(Backend):
     def start(self) -> None:
         pass
 
+    def prepare(self, scenario: Scenario) -> None:
+        self.inner.prepare(scenario)
+
     def issue(self, queries: Sequence[Query], responder: Responder) -> None:
         self.inner.issue(queries, _WatchedResponder(responder, self))
 
@@ -152,8 +166,8 @@ class Watch(Backend):
 
 
 def _run(
-    backend: Backend, scenario: Scenario, mode: Mode, prompts: Sequence[Sequence[int]], outdir: Path,
-    **overrides: Any,
+    backend: Backend, scenario: Scenario, mode: Mode, prompts: Sequence[Sequence[int]],
+    outdir: Path, **overrides: Any,
 ) -> RunResult:
     plan = SettingsPlan(
         benchmark="llama3.1-8b", scenario=scenario, profile=Profile.QUICK,
@@ -171,7 +185,8 @@ def _accuracy_outputs(result: RunResult) -> dict[int, dict[str, Any]]:
         first = entry.get("token_data")
         out[entry["qsl_idx"]] = {
             "tokens": np.frombuffer(bytes.fromhex(entry["data"]), dtype=np.int32).tolist(),
-            "first": np.frombuffer(bytes.fromhex(first), dtype=np.int32).tolist() if first else None,
+            "first": (np.frombuffer(bytes.fromhex(first), dtype=np.int32).tolist()
+                      if first else None),
         }
     return out
 
@@ -186,19 +201,20 @@ def _assert_clean(result: RunResult) -> None:
 
 
 @needs_vllm
-def test_offline_performance_valid(offline_backend: Any, prompts: list[list[int]], tmp_path: Path) -> None:
-    result = _run(offline_backend, Scenario.OFFLINE, Mode.PERFORMANCE, prompts[:OFFLINE_SAMPLES], tmp_path / "run")
+def test_offline_performance_valid(backend: Any, prompts: list[list[int]], tmp_path: Path) -> None:
+    result = _run(backend, Scenario.OFFLINE, Mode.PERFORMANCE, prompts[:OFFLINE_SAMPLES],
+                  tmp_path / "run")
     _assert_clean(result)
     assert result.validity == "VALID", (result.invalid_reason, result.flags)
-    assert result.figures["tokens_per_second"] > 0
-    assert result.figures["query_count"] == 1  # Offline: one query of every sample
+    assert (result.figures.tokens_per_second or 0) > 0
+    assert result.figures.query_count == 1  # Offline: one query of every sample
 
 
 @needs_vllm
 def test_offline_outputs_equal_llm_generate(
-    offline_backend: Any, prompts: list[list[int]], reference: list[list[int]], tmp_path: Path
+    backend: Any, prompts: list[list[int]], reference: list[list[int]], tmp_path: Path
 ) -> None:
-    result = _run(offline_backend, Scenario.OFFLINE, Mode.ACCURACY, prompts[:COMPARED], tmp_path / "run")
+    result = _run(backend, Scenario.OFFLINE, Mode.ACCURACY, prompts[:COMPARED], tmp_path / "run")
     _assert_clean(result)
     outputs = _accuracy_outputs(result)
     assert [outputs[i]["tokens"] for i in range(COMPARED)] == reference
@@ -206,11 +222,23 @@ def test_offline_outputs_equal_llm_generate(
 
 
 @needs_vllm
-def test_offline_engine_error_fails_the_run(offline_backend: Any, tmp_path: Path) -> None:
+def test_offline_engine_error_fails_the_run(backend: Any, tmp_path: Path) -> None:
     too_long = [[10] * 4096]  # over the embedded model's 2048 positions: vLLM rejects it
-    result = _run(offline_backend, Scenario.OFFLINE, Mode.ACCURACY, too_long, tmp_path / "run")
+    result = _run(backend, Scenario.OFFLINE, Mode.ACCURACY, too_long, tmp_path / "run")
     assert result.backend_error is not None
-    assert offline_backend.describe()["vllm"]
+
+
+@needs_vllm
+def test_describe(backend: Any) -> None:
+    import vllm
+
+    info = backend.describe()
+    assert info["engine"] in ("vllm", "vllm.LLM", "vllm.AsyncLLM")
+    assert info["engine_version"] == vllm.__version__
+    assert info["device"] == "cpu"
+    # the effective engine arguments: the CPU defaults over vLLM's, no model path
+    assert info["engine_args"]["dtype"] == "float32" and info["engine_args"]["enforce_eager"]
+    assert "model" not in info["engine_args"]
 
 
 # --- Server (AsyncLLM) -------------------------------------------------------------------------
@@ -218,7 +246,9 @@ def test_offline_engine_error_fails_the_run(offline_backend: Any, tmp_path: Path
 
 @needs_vllm
 @pytest.mark.latency
-def test_server_performance_valid(stream_backend: Any, prompts: list[list[int]], tmp_path: Path) -> None:
+def test_server_performance_valid(
+    stream_backend: Any, prompts: list[list[int]], tmp_path: Path
+) -> None:
     watch = Watch(stream_backend)
     result = _run(
         watch, Scenario.SERVER, Mode.PERFORMANCE, prompts, tmp_path / "run",
@@ -226,8 +256,9 @@ def test_server_performance_valid(stream_backend: Any, prompts: list[list[int]],
     )
     _assert_clean(result)
     assert result.validity == "VALID", (result.invalid_reason, result.flags, result.figures)
-    assert result.figures["ttft_p99_ns"] > 0 and result.figures["tpot_p99_ns"] > 0
-    assert result.figures["ttft_p99_ns"] < 2e9 and result.figures["tpot_p99_ns"] < 100e6
+    ttft, tpot = result.figures.ttft_ns.p99, result.figures.tpot_ns.p99
+    assert ttft is not None and tpot is not None
+    assert 0 < ttft < 2e9 and 0 < tpot < 100e6
     # Every query's first token came from the engine's first step, before its completion
     # (not the bridge's stand-in at completion).
     assert watch.completed >= SERVER_QUERIES
@@ -251,13 +282,15 @@ def test_server_outputs_equal_llm_generate(
 
 @needs_vllm
 def test_offline_after_swap_uses_async_engine(
-    offline_backend: Any, stream_backend: Any, prompts: list[list[int]], reference: list[list[int]],
-    tmp_path: Path,
+    stream_backend: Any, prompts: list[list[int]], reference: list[list[int]], tmp_path: Path
 ) -> None:
-    """One engine per model: with the streaming backend started, Offline runs on its AsyncLLM."""
-    assert offline_backend.describe()["engine"] == "AsyncLLM"
-    result = _run(offline_backend, Scenario.OFFLINE, Mode.ACCURACY, prompts[:COMPARED], tmp_path / "run")
+    """One engine per model: once a streaming scenario was prepared, Offline runs on AsyncLLM."""
+    stream_backend.prepare(Scenario.SERVER)
+    assert stream_backend.llm is None
+    result = _run(stream_backend, Scenario.OFFLINE, Mode.ACCURACY, prompts[:COMPARED],
+                  tmp_path / "run")
     _assert_clean(result)
+    assert stream_backend.describe()["engine"] == "vllm.AsyncLLM"
     outputs = _accuracy_outputs(result)
     assert [outputs[i]["tokens"] for i in range(COMPARED)] == reference
 
@@ -268,3 +301,35 @@ def test_stream_engine_error_fails_the_run(stream_backend: Any, tmp_path: Path) 
     result = _run(stream_backend, Scenario.SERVER, Mode.ACCURACY, too_long, tmp_path / "run",
                   server_target_qps=SERVER_QPS)
     assert result.backend_error is not None
+
+
+# --- one instance, every scenario --------------------------------------------------------------
+
+
+@needs_vllm
+def test_one_instance_serves_offline_then_server_then_offline(
+    system: SystemSpec, prompts: list[list[int]], reference: list[list[int]], tmp_path: Path
+) -> None:
+    """As the plugin's engine pool uses it: one backend, ``prepare(scenario)`` before each run
+    (by the runner). Offline starts an ``LLM``; Server swaps it for ``AsyncLLM``, which then
+    serves Offline too; the outputs never change."""
+    from pytest_mlperf.backends.vllm_backend import VllmBackend
+
+    backend = VllmBackend(system, {}, GenerationConfig())
+    backend.start()
+    try:
+        assert backend.describe()["engine"] == "vllm"  # nothing started before a scenario
+        seen = []
+        for step, scenario in enumerate((Scenario.OFFLINE, Scenario.SERVER, Scenario.OFFLINE)):
+            overrides = {"server_target_qps": SERVER_QPS} if scenario.streaming else {}
+            result = _run(backend, scenario, Mode.ACCURACY, prompts[:COMPARED],
+                          tmp_path / f"{step}_{scenario.value}", **overrides)
+            _assert_clean(result)
+            outputs = _accuracy_outputs(result)
+            assert [outputs[i]["tokens"] for i in range(COMPARED)] == reference, scenario
+            seen.append(backend.describe()["engine"])
+        assert seen == ["vllm.LLM", "vllm.AsyncLLM", "vllm.AsyncLLM"]
+        assert backend.llm is None
+    finally:
+        backend.close()
+    assert backend.llm is None and backend.async_engine is None

@@ -1,20 +1,26 @@
-"""Built-in backends, resolved by name. Third parties add theirs through the
-``pytest_mlperf_backend_class`` hook or the ``pytest_mlperf.backends`` entry-point group."""
+"""The built-in backends, registered as any third-party backend is: through the
+``pytest_mlperf_make_backend`` hook (this module is a plugin the plugin registers, ``trylast``,
+so a conftest or plugin answering for the same name wins) or the ``pytest_mlperf.backends``
+entry-point group (name -> Backend subclass). Nothing heavy is imported until a backend is
+made."""
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from importlib.metadata import entry_points
+from typing import Any
 
-from pytest_mlperf.backends.base import Backend
-from pytest_mlperf.loadgen.settings import Scenario
+import pytest
 
-#: name -> (module, class for Offline, class for the streaming scenarios)
-BUILTIN: dict[str, tuple[str, str, str]] = {
-    "hf": ("pytest_mlperf.backends.hf", "HFBackend", "HFBackend"),
-    "vllm": ("pytest_mlperf.backends.vllm_offline", "VllmOfflineBackend", "VllmStreamBackend"),
+from pytest_mlperf.backends.base import Backend, GenerationConfig, SystemSpec
+from pytest_mlperf.vocabulary import Scenario
+
+#: name -> "module:Class"
+BUILTIN: Mapping[str, str] = {
+    "hf": "pytest_mlperf.backends.hf:HFBackend",
+    "vllm": "pytest_mlperf.backends.vllm_backend:VllmBackend",
 }
-_STREAM_MODULES = {"vllm": "pytest_mlperf.backends.vllm_stream"}
 ENTRY_POINT_GROUP = "pytest_mlperf.backends"
 
 
@@ -22,21 +28,34 @@ class UnknownBackend(LookupError):
     pass
 
 
-def known_names() -> list[str]:
-    return sorted(set(BUILTIN) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
-
-
-def resolve(name: str, scenario: Scenario) -> type[Backend]:
-    """The backend class for ``name`` in ``scenario`` (imported here, not at plugin load)."""
+def backend_class(name: str) -> type[Backend] | None:
+    """The class a built-in name or an entry point names (imported now), else None."""
     if name in BUILTIN:
-        module, offline_cls, stream_cls = BUILTIN[name]
-        if scenario.streaming:
-            module = _STREAM_MODULES.get(name, module)
-        return getattr(importlib.import_module(module), stream_cls if scenario.streaming else offline_cls)
+        module, _, cls = BUILTIN[name].partition(":")
+        return getattr(importlib.import_module(module), cls)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == name:
             cls = ep.load()
             if not (isinstance(cls, type) and issubclass(cls, Backend)):
-                raise UnknownBackend(f"entry point {ep.value!r} for backend '{name}' is not a Backend subclass")
+                raise UnknownBackend(
+                    f"entry point {ep.value!r} for backend '{name}' is not a "
+                    "pytest_mlperf.Backend subclass"
+                )
             return cls
-    raise UnknownBackend(f"--mlperf-backend: unknown backend '{name}'; known: {', '.join(known_names())}")
+    return None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_mlperf_make_backend(
+    config: pytest.Config, name: str, scenario: Scenario, system: SystemSpec,
+    engine_args: Mapping[str, Any], generation: GenerationConfig, tokenizer: Any,
+) -> Backend | None:
+    cls = backend_class(name)
+    if cls is None:
+        return None
+    return cls(system, engine_args, generation, tokenizer)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_mlperf_backend_names(config: pytest.Config) -> list[str]:
+    return [*BUILTIN, *(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))]

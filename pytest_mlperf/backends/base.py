@@ -1,17 +1,22 @@
-"""The system-under-test interface every backend implements.
+"""The system-under-test contract every backend implements.
 
 The loadgen bridge (``pytest_mlperf.loadgen.sut``) turns loadgen's query samples into
 :class:`Query` objects and hands them to :meth:`Backend.issue`; the backend answers through the
-:class:`Responder` from any thread. Nothing here imports torch or an engine.
+:class:`Responder` from any thread. A backend is made by the ``pytest_mlperf_make_backend`` hook
+from a :class:`SystemSpec` (a local model folder, or a model served at one or more endpoints),
+engine arguments kept apart from it, the generation parameters and the tokenizer. Nothing here
+imports torch or an engine.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
+
+from pytest_mlperf.vocabulary import Scenario
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,34 +52,94 @@ class GenerationConfig:
 
 
 @dataclass(frozen=True)
-class ModelSource:
-    """Where the weights and tokenizer live, and the engine arguments the user passed."""
+class SystemSpec:
+    """What the benchmark runs against, apart from how the engine is tuned.
 
-    path: Path
+    Local: ``path`` is a model folder (HF layout) that the backend loads in this process.
+    Served: ``model`` is the name the server knows the model by and ``endpoints`` its base
+    URLs (``http://node1:8000``, ...); no weights are here. ``tokenizer`` is a folder or hub
+    name to decode outputs with (default: ``path``). Build one with :meth:`local` or
+    :meth:`served`.
+    """
+
+    model: str
+    path: Path | None = None
+    endpoints: tuple[str, ...] = ()
+    tokenizer: str | None = None
+    #: the project's embedded tiny model (its accuracy baseline is known per sample)
     embedded: bool = False
-    engine_args: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if (self.path is None) == (not self.endpoints):
+            raise ValueError(
+                "a SystemSpec is either a local model folder (path=...) or a served model "
+                f"(endpoints=[...]), not both or neither: {self!r}"
+            )
+
+    @classmethod
+    def local(cls, path: str | Path, *, embedded: bool = False,
+              tokenizer: str | Path | None = None) -> SystemSpec:
+        path = Path(path)
+        return cls(model=str(path), path=path, embedded=embedded,
+                   tokenizer=str(tokenizer) if tokenizer is not None else None)
+
+    @classmethod
+    def served(cls, model: str, endpoints: Sequence[str], *,
+               tokenizer: str | Path | None = None) -> SystemSpec:
+        if isinstance(endpoints, str):
+            endpoints = (endpoints,)
+        return cls(model=model, endpoints=tuple(endpoints),
+                   tokenizer=str(tokenizer) if tokenizer is not None else None)
+
+    @property
+    def kind(self) -> str:
+        """``local`` or ``served``."""
+        return "local" if self.path is not None else "served"
+
+    @property
+    def tokenizer_source(self) -> str | None:
+        """Where the tokenizer loads from: ``tokenizer``, else the local model folder."""
+        if self.tokenizer is not None:
+            return self.tokenizer
+        return str(self.path) if self.path is not None else None
+
+    def label(self) -> str:
+        """Short, for reports: ``embedded``, the folder, or ``name @ url, url``."""
+        if self.embedded:
+            return "embedded"
+        if self.path is not None:
+            return str(self.path)
+        return f"{self.model} @ {', '.join(self.endpoints)}"
 
 
 class Backend(abc.ABC):
-    """A system under test. One instance holds one engine for one model.
+    """A system under test. One instance holds one engine (or one client) for one system.
 
-    Lifetime: ``start()`` once (load the engine), then any number of runs, each a sequence of
-    ``issue()`` calls followed by loadgen's ``flush()``, then ``close()`` once.
+    Lifetime: made by the ``pytest_mlperf_make_backend`` hook (cheap: load nothing in
+    ``__init__``), ``start()`` once, then any number of runs, each ``prepare(scenario)`` then
+    ``issue()`` calls and loadgen's ``flush()``, then ``close()`` once at session end. One
+    instance serves every scenario of a session for its system and engine arguments.
     ``issue`` must return promptly: generation happens on the backend's own threads or loop.
     """
 
-    #: name used by ``--mlperf-backend``
+    #: the name ``--mlperf-backend`` selects it by
     name: ClassVar[str] = ""
     #: True when the backend reports first tokens, as Server/SingleStream/Interactive need
     streaming: ClassVar[bool] = False
 
-    def __init__(self, model: ModelSource, generation: GenerationConfig) -> None:
-        self.model = model
-        self.generation = generation
+    def __init__(self, system: SystemSpec, engine_args: Mapping[str, Any] | None = None,
+                 generation: GenerationConfig | None = None, tokenizer: Any = None) -> None:
+        self.system = system
+        self.engine_args: Mapping[str, Any] = dict(engine_args or {})
+        self.generation = generation if generation is not None else GenerationConfig()
+        self.tokenizer = tokenizer
 
     @abc.abstractmethod
     def start(self) -> None:
-        """Load the engine. Called once, before the first run."""
+        """Load the engine (or connect to the servers). Called once, before the first run."""
+
+    def prepare(self, scenario: Scenario) -> None:  # noqa: B027 - optional hook
+        """Called before every run, never during one: switch engine modes here."""
 
     @abc.abstractmethod
     def issue(self, queries: Sequence[Query], responder: Responder) -> None:
@@ -87,5 +152,7 @@ class Backend(abc.ABC):
         """Release the engine. Called once at session end."""
 
     def describe(self) -> dict[str, Any]:
-        """Versions and engine arguments, for the report."""
-        return {"backend": self.name, "model": str(self.model.path), **dict(self.model.engine_args)}
+        """What the record says of this system under test. Keys the record knows:
+        ``engine`` (e.g. ``vllm.LLM``), ``engine_version``, ``engine_args`` (the effective
+        ones), ``device``; anything else is kept under ``extra``."""
+        return {"engine": type(self).__name__, "engine_args": dict(self.engine_args)}

@@ -36,19 +36,30 @@ class HFBackend(Backend):
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM
 
-        args = dict(self.model.engine_args)
+        if self.system.path is None:
+            raise ValueError(
+                f"the hf backend loads a local model folder; {self.system.label()} is a served "
+                "model (endpoints): use a backend for served endpoints (e.g. 'openai')"
+            )
+        path = self.system.path
+        args = dict(self.engine_args)
         self._batch_size = int(args.pop("batch_size", 32))
         threads = args.pop("threads", None)
         device = args.pop("device", "cuda" if torch.cuda.is_available() else "cpu")
         dtype = args.pop("dtype", "float32" if device == "cpu" else "bfloat16")
-        config = AutoConfig.from_pretrained(self.model.path)
+        config = AutoConfig.from_pretrained(path)
         self._torch = torch
         self._device = torch.device(device)
         #: torch's thread count on the generating thread; None leaves torch's default
         self.threads = generation_threads(threads, self._device.type)
         self._model = AutoModelForCausalLM.from_pretrained(
-            self.model.path, dtype=getattr(torch, str(dtype)), **args
+            path, dtype=getattr(torch, str(dtype)), **args
         ).to(self._device).eval()
+        #: the engine arguments in effect, for ``describe()`` (threads None: torch's default)
+        self.effective_args: dict[str, Any] = {
+            "batch_size": self._batch_size, "threads": self.threads,
+            "device": str(self._device), "dtype": str(dtype), **args,
+        }
         eos = self.generation.eos_token_ids or _as_tuple(config.eos_token_id)
         self._eos = tuple(int(e) for e in eos)
         pad = getattr(config, "pad_token_id", None)
@@ -68,11 +79,17 @@ class HFBackend(Backend):
             self._worker = None
 
     def describe(self) -> dict[str, Any]:
+        import torch
         import transformers
 
-        return {**super().describe(), "transformers": transformers.__version__,
-                "torch": self._torch.__version__, "device": str(self._device),
-                "batch_size": self._batch_size, "threads": self.threads or "torch default"}
+        device = getattr(self, "_device", None)
+        if device is not None and device.type == "cuda":
+            name = torch.cuda.get_device_name(device)
+        else:
+            name = str(device) if device is not None else "cpu"
+        return {"engine": "transformers.generate", "engine_version": transformers.__version__,
+                "engine_args": dict(getattr(self, "effective_args", self.engine_args)),
+                "device": name, "torch": torch.__version__}
 
     def configure_thread(self) -> int:
         """Set the calling thread up to generate (see the module doc); the worker calls this

@@ -6,8 +6,9 @@ Steps, each deterministic: generate the training articles (seeds from TRAIN_SEED
 held-out sample set (seeds from SAMPLE_SEED on, disjoint); train a byte-level BPE tokenizer on the
 training text; train a small Llama on prompt + highlights with the loss on the highlights and the
 EOS; greedy-decode the sample set with transformers and score it the MLCommons way into
-``baseline.json``. With ``--out`` the artifacts go to DIR/model and DIR/data instead of the
-package, so a rebuild can be compared with the committed files before it replaces them.
+``baseline.json`` (summary figures, and each record's figures so any subset's are exact).
+With ``--out`` the artifacts go to DIR/model and DIR/data instead of the package, so a
+rebuild can be compared with the committed files before it replaces them.
 
 The tokenizer and the sample set are identical on every machine. The weights are identical from
 one run to the next on the same machine with the same torch version and thread count; another
@@ -27,7 +28,8 @@ from pathlib import Path
 
 from pytest_mlperf.dataset import TEMPLATE
 
-BOS, EOT, EOS, PAD = "<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>", "<|finetune_right_pad_id|>"
+BOS, EOT = "<|begin_of_text|>", "<|end_of_text|>"
+EOS, PAD = "<|eot_id|>", "<|finetune_right_pad_id|>"
 SPECIAL_TOKENS = [BOS, EOT, EOS, PAD]
 # Llama 3's pre-tokenizer split (tiktoken cl100k-style pattern).
 SPLIT_PATTERN = (
@@ -144,7 +146,8 @@ def sample_records(tokenizer, articles) -> list[dict]:
     ]
 
 
-def training_examples(tokenizer, articles, article_weight: float) -> list[tuple[list[int], int, float]]:
+def training_examples(tokenizer, articles,
+                      article_weight: float) -> list[tuple[list[int], int, float]]:
     """(token ids, index where the summary starts, loss weight before it) per article: prompt,
     summary, EOS.
 
@@ -283,12 +286,13 @@ def save_model(model, model_dir: Path) -> None:
 
 def generate(model, records: list[dict], pad_id: int, eos_ids: list[int], batch_size: int = 32):
     """Greedy completions (token ids, EOS stripped) for every record, in record order; the
-    tokens generated (EOS included) and their rate. Batched, left-padded, token ids in and out."""
+    tokens each generated (EOS included), in record order; and their rate in tokens/s.
+    Batched, left-padded, token ids in and out."""
     import torch
 
     order = sorted(range(len(records)), key=lambda i: len(records[i]["tok_input"]))
     outputs: list[list[int]] = [[] for _ in records]
-    produced = 0
+    produced = [0 for _ in records]
     start = time.time()
     with torch.inference_mode():
         for b in range(0, len(order), batch_size):
@@ -310,9 +314,9 @@ def generate(model, records: list[dict], pad_id: int, eos_ids: list[int], batch_
                     if t in eos_ids:
                         tokens = tokens[:n + 1]
                         break
-                produced += len(tokens)
+                produced[i] = len(tokens)
                 outputs[i] = [t for t in tokens if t not in eos_ids and t != pad_id]
-    return outputs, produced, produced / (time.time() - start)
+    return outputs, produced, sum(produced) / (time.time() - start)
 
 
 def score(predictions: list[str], references: list[str]) -> dict:
@@ -324,21 +328,54 @@ def score(predictions: list[str], references: list[str]) -> dict:
 
 def write_baseline(model_dir: Path, data_dir: Path) -> tuple[dict, float]:
     """Score the saved model on the saved sample set, as a user loads them (transformers, fp32,
-    greedy), into data_dir/baseline.json. Returns the scores and the generation's tokens/s."""
+    greedy), into data_dir/baseline.json. Returns the summary and the generation's tokens/s.
+
+    The file holds the summary figures and, under ``per_sample``, each record's figures in
+    data-set order: the four ROUGE F-measures as the scorer returns them (full float
+    precision), the characters of the post-processed prediction (``gen_len``) and the tokens
+    generated, EOS included (``gen_tok_len``), plus the SHA-256 of the sample set and of the
+    weights they were measured on. Reducing any subset's values with the accuracy module's
+    own ``aggregate`` gives that subset's figures exactly; the summary is that reduction over
+    all records, so it is exactly what ``score_texts`` reports."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pytest_mlperf.accuracy.recipe import score_chunk
+    from pytest_mlperf.accuracy.scores import ROUGE_KEYS, aggregate
+    from pytest_mlperf.embedded import sha256_file
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True).eval()
-    records = json.loads((data_dir / "cnn_eval_sample.json").read_text(encoding="utf-8"))
+    dataset = data_dir / "cnn_eval_sample.json"
+    records = json.loads(dataset.read_text(encoding="utf-8"))
     eos_ids = list(model.generation_config.eos_token_id)
     outputs, produced, tok_s = generate(model, records, tokenizer.pad_token_id, eos_ids)
     predictions = tokenizer.batch_decode(outputs, skip_special_tokens=True)
-    baseline = score(predictions, [r["output"] for r in records])
+    # score_texts' own steps, kept per sample: the same rows, the same reduction.
+    rows = score_chunk(list(zip(predictions, [r["output"] for r in records], strict=True)))
+    baseline = aggregate([row[:4] for row in rows], gen_len=sum(row[4] for row in rows)).as_dict()
     # Generated tokens in all, each answer's EOS included (as vLLM returns it and loadgen logs it).
-    baseline["gen_tok_len"] = produced
-    _write_json(data_dir / "baseline.json", baseline)
+    baseline["gen_tok_len"] = sum(produced)
+    per_sample = {
+        "dataset_sha256": sha256_file(dataset),
+        "model_sha256": sha256_file(model_dir / "model.safetensors"),
+        **{key: [row[column] for row in rows] for column, key in enumerate(ROUGE_KEYS)},
+        "gen_len": [row[4] for row in rows],
+        "gen_tok_len": produced,
+    }
+    write_baseline_file(data_dir / "baseline.json", baseline, per_sample)
     log(f"baseline {baseline}, {tok_s:.0f} generated tokens/s")
     return baseline, tok_s
+
+
+def write_baseline_file(path: Path, summary: dict, per_sample: dict) -> None:
+    """The summary indented, each per-sample list on one line (floats as ``repr``: exact)."""
+    shown = {key: f"@{key}@" if isinstance(value, list) else value
+             for key, value in per_sample.items()}
+    text = json.dumps({**summary, "per_sample": shown}, indent=2, ensure_ascii=False)
+    for key, value in per_sample.items():
+        if isinstance(value, list):
+            text = text.replace(f'"@{key}@"', json.dumps(value), 1)
+    path.write_text(text + "\n", encoding="utf-8")
 
 
 # --- main --------------------------------------------------------------------------------------

@@ -12,18 +12,26 @@ from typing import Any
 
 from pytest_mlperf.backends.base import Backend
 from pytest_mlperf.loadgen.logs import DetailLog, LogError, read_detail
-from pytest_mlperf.loadgen.settings import Mode, Scenario, SettingsPlan, settings_dict
+from pytest_mlperf.loadgen.settings import SettingsPlan
 from pytest_mlperf.loadgen.sut import LoadgenResponder, LoadgenSUT
+from pytest_mlperf.record import Distribution, Figures, Run
+from pytest_mlperf.vocabulary import Mode, Scenario
 
-#: Detail-log keys the verdict and the report use, under short names.
-_FIGURES = {
-    "tokens_per_second": ("result_tokens_per_second", "result_completed_tokens_per_second"),
-    "samples_per_second": ("result_samples_per_second", "result_completed_samples_per_sec"),
-    "ttft_p99_ns": ("result_first_token_99.00_percentile_latency_ns",),
-    "tpot_p99_ns": ("result_time_per_output_token_99.00_percentile_ns",),
-    "latency_p90_ns": ("result_90.00_percentile_latency_ns",),
-    "latency_p99_ns": ("result_99.00_percentile_latency_ns",),
-    "query_count": ("result_query_count",),
+_PERCENTILES = {"p50": "50.00", "p90": "90.00", "p95": "95.00", "p97": "97.00", "p99": "99.00",
+                "p999": "99.90"}
+#: Distribution -> (key of min/mean/max with {stat}, key of a percentile with {pct})
+_DISTRIBUTIONS = {
+    "latency_ns": ("result_{stat}_latency_ns", "result_{pct}_percentile_latency_ns"),
+    "ttft_ns": ("result_first_token_{stat}_latency_ns", "result_first_token_{pct}_percentile_latency_ns"),
+    "tpot_ns": ("result_time_to_output_token_{stat}", "result_time_per_output_token_{pct}_percentile_ns"),
+}
+#: Figures field -> detail-log keys, the first present wins (wording differs by scenario/version)
+_RATES = {
+    "samples_per_second": ("result_samples_per_second", "result_completed_samples_per_sec",
+                           "result_qps_with_loadgen_overhead"),
+    "tokens_per_second": ("result_tokens_per_second", "result_completed_tokens_per_second",
+                          "result_token_throughput"),
+    "scheduled_samples_per_second": ("result_scheduled_samples_per_sec",),
 }
 _FLAGS = {
     "min_duration_met": "result_min_duration_met",
@@ -40,15 +48,17 @@ class RunResult:
     outdir: Path
     scenario: Scenario
     mode: Mode
+    #: the effective TestSettings as the detail log states them (``effective_`` cut off)
     settings: dict[str, Any]
     validity: str | None = None
     invalid_reason: str | None = None
-    figures: dict[str, float] = field(default_factory=dict)
+    figures: Figures = field(default_factory=Figures)
     flags: dict[str, bool] = field(default_factory=dict)
     loadgen_errors: tuple[str, ...] = ()
     backend_error: str | None = None
     wall_seconds: float = 0.0
     output_tokens: int = 0
+    loadgen_version: str | None = None
 
     @property
     def accuracy_log(self) -> Path:
@@ -58,33 +68,46 @@ class RunResult:
     def detail_log(self) -> Path:
         return self.outdir / "mlperf_log_detail.txt"
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "outdir": str(self.outdir),
-            "scenario": self.scenario.value,
-            "mode": self.mode.value,
-            "validity": self.validity,
-            "invalid_reason": self.invalid_reason,
-            "figures": self.figures,
-            "flags": self.flags,
-            "loadgen_errors": list(self.loadgen_errors),
-            "backend_error": self.backend_error,
-            "wall_seconds": round(self.wall_seconds, 3),
-            "output_tokens": self.output_tokens,
-        }
+    def to_record(self, outdir: str | None = None) -> Run:
+        """The record's view of this run (``outdir`` as the report should show it)."""
+        return Run(
+            outdir=outdir if outdir is not None else str(self.outdir), validity=self.validity,
+            invalid_reason=self.invalid_reason, flags=dict(self.flags),
+            loadgen_errors=self.loadgen_errors, backend_error=self.backend_error,
+            output_tokens=self.output_tokens, settings=dict(self.settings),
+            loadgen_version=self.loadgen_version,
+        )
 
 
-def _result_from_log(log: DetailLog) -> tuple[str | None, str | None, dict[str, float], dict[str, bool]]:
-    figures: dict[str, float] = {}
-    for name, keys in _FIGURES.items():
-        for key in keys:
-            value = log.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                figures[name] = float(value)
-                break
+def _number(log: DetailLog, key: str) -> float | None:
+    value = log.get(key)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def figures_from_log(log: DetailLog) -> Figures:
+    """Every figure loadgen reported in a performance run's detail log."""
+    dists = {}
+    for name, (stat_key, pct_key) in _DISTRIBUTIONS.items():
+        values = {stat: _number(log, stat_key.format(stat=stat)) for stat in ("min", "mean", "max")}
+        values.update({label: _number(log, pct_key.format(pct=pct)) for label, pct in _PERCENTILES.items()})
+        dists[name] = Distribution(**values)
+    rates = {}
+    for name, keys in _RATES.items():
+        rates[name] = next((v for v in (_number(log, k) for k in keys) if v is not None), None)
+    count = _number(log, "result_query_count")
+    return Figures(**rates, query_count=None if count is None else int(count), **dists)
+
+
+def effective_settings(log: DetailLog) -> dict[str, Any]:
+    return {k[len("effective_"):]: v for k, v in log.values.items() if k.startswith("effective_")}
+
+
+def _result_from_log(log: DetailLog) -> tuple[str | None, str | None, Figures, dict[str, bool]]:
     flags = {name: bool(log.get(key)) for name, key in _FLAGS.items() if log.get(key) is not None}
     reason = log.get("result_invalid_reason")
-    return log.get("result_validity"), (reason.strip() if reason else None), figures, flags
+    return log.get("result_validity"), (reason.strip() if reason else None), figures_from_log(log), flags
 
 
 def run_loadgen(
@@ -109,6 +132,7 @@ def run_loadgen(
         raise ValueError("run_loadgen runs one mode at a time")
     outdir.mkdir(parents=True, exist_ok=False)
     settings = plan.build(mode)
+    backend.prepare(plan.scenario)
     log_settings = lg.LogSettings()
     log_settings.log_output.outdir = str(outdir)
     log_settings.log_output.copy_summary_to_stdout = False
@@ -150,7 +174,7 @@ def run_loadgen(
         log = read_detail(outdir / "mlperf_log_detail.txt")
     except LogError as exc:
         return RunResult(
-            outdir=outdir, scenario=plan.scenario, mode=mode, settings=settings_dict(settings),
+            outdir=outdir, scenario=plan.scenario, mode=mode, settings={},
             loadgen_errors=(str(exc),), backend_error=backend_error, wall_seconds=wall,
             output_tokens=responder.output_tokens,
         )
@@ -159,13 +183,14 @@ def run_loadgen(
         outdir=outdir,
         scenario=plan.scenario,
         mode=mode,
-        settings=settings_dict(settings),
+        settings=effective_settings(log),
         validity=validity if mode is Mode.PERFORMANCE else None,
         invalid_reason=reason if mode is Mode.PERFORMANCE else None,
-        figures=figures if mode is Mode.PERFORMANCE else {},
+        figures=figures if mode is Mode.PERFORMANCE else Figures(),
         flags=flags if mode is Mode.PERFORMANCE else {},
         loadgen_errors=log.errors,
         backend_error=backend_error,
         wall_seconds=wall,
         output_tokens=responder.output_tokens,
+        loadgen_version=log.get("loadgen_version"),
     )

@@ -11,7 +11,6 @@ process never calls ``FromConfig``.
 
 from __future__ import annotations
 
-import enum
 import functools
 import json
 import subprocess
@@ -21,38 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
-class Scenario(enum.Enum):
-    OFFLINE = "Offline"
-    SERVER = "Server"
-    SINGLE_STREAM = "SingleStream"
-    INTERACTIVE = "Interactive"
-
-    @property
-    def loadgen_name(self) -> str:
-        """Interactive is loadgen's Server scenario with the ``-interactive`` model limits."""
-        return "Server" if self is Scenario.INTERACTIVE else self.value
-
-    @property
-    def streaming(self) -> bool:
-        """Scenarios that measure TTFT/TPOT need the first token of every query."""
-        return self is not Scenario.OFFLINE
-
-
-class Mode(enum.Enum):
-    PERFORMANCE = "performance"
-    ACCURACY = "accuracy"
-    BOTH = "both"
-
-    def runs(self) -> tuple[Mode, ...]:
-        return (Mode.PERFORMANCE, Mode.ACCURACY) if self is Mode.BOTH else (self,)
-
-
-class Profile(enum.Enum):
-    """``quick``: CI-sized runs over the data set once; ``official``: mlperf.conf durations."""
-
-    QUICK = "quick"
-    OFFICIAL = "official"
+from pytest_mlperf.vocabulary import Mode, Profile, Scenario
 
 
 class SettingsError(ValueError):
@@ -215,15 +183,67 @@ class SettingsPlan:
         return settings
 
 
-def settings_dict(settings: Any) -> dict[str, Any]:
-    """A JSON-able view of a TestSettings, for reports."""
-    out: dict[str, Any] = {}
-    for name in dir(settings):
-        if name.startswith("_") or name == "FromConfig":
+#: TestSettings attributes that are not settings a user may override
+_NOT_SETTINGS = frozenset({"FromConfig", "scenario", "mode"})
+
+
+def setting_fields() -> dict[str, type]:
+    """Every overridable loadgen TestSettings field and its Python type (bool, int, float,
+    str), read from loadgen itself."""
+    import mlperf_loadgen as lg
+
+    defaults = lg.TestSettings()
+    out: dict[str, type] = {}
+    for name in dir(defaults):
+        if name.startswith("_") or name in _NOT_SETTINGS:
             continue
-        value = getattr(settings, name)
-        out[name] = value if isinstance(value, (bool, int, float, str)) else str(value).split(".")[-1]
+        value = getattr(defaults, name)
+        if isinstance(value, (bool, int, float, str)):
+            out[name] = type(value)
     return out
+
+
+def check_overrides(values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Validate TestSettings overrides without running anything: every key a loadgen field,
+    every value of its type (an integral float for an int field; a bool or 0/1 for a flag).
+    Returns them converted; raises :class:`SettingsError` naming ``source``, the key and the
+    field's type otherwise."""
+    if not isinstance(values, Mapping):
+        raise SettingsError(f"{source}: expected a mapping of TestSettings fields, got {values!r}")
+    fields = setting_fields()
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        kind = fields.get(name) if isinstance(name, str) else None
+        if kind is None:
+            import difflib
+
+            close = difflib.get_close_matches(str(name), list(fields), n=3)
+            hint = f"; did you mean {', '.join(close[:3])}?" if close else ""
+            raise SettingsError(f"{source}: {name!r} is not a loadgen TestSettings field{hint}")
+        out[name] = _convert(name, value, kind, source)
+    return out
+
+
+def _convert(name: str, value: Any, kind: type, source: str) -> Any:
+    bad = SettingsError(f"{source}: {name} = {value!r} is not a {kind.__name__} (loadgen's "
+                        f"TestSettings.{name} is a {kind.__name__})")
+    if kind is bool:
+        if isinstance(value, bool) or value in (0, 1):
+            return bool(value)
+        raise bad
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if kind is str and isinstance(value, str):
+            return value
+        raise bad
+    if kind is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise bad
+        if value < 0:
+            raise SettingsError(f"{source}: {name} = {value!r} must not be negative")
+        return int(value)
+    if kind is float:
+        return float(value)
+    raise bad
 
 
 def _apply(settings: Any, values: Mapping[str, Any], source: str) -> None:

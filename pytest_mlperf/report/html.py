@@ -1,4 +1,4 @@
-"""pytest-html integration: each benchmark's figures in its row, and its record as an extra.
+"""pytest-html integration: each benchmark's figures in its row, read from its record.
 Registered only when pytest-html is active; the report itself is built on the controller."""
 
 from __future__ import annotations
@@ -7,27 +7,22 @@ import html
 import json
 from typing import Any
 
+from pytest_mlperf.benchmark import relative
+from pytest_mlperf.record import BenchmarkRecord, from_report
+
 COLUMNS = ("Validity", "Tokens/s", "ROUGE-1", "Logs")
 
 
-def _record(report: Any) -> dict[str, Any] | None:
-    for name, value in getattr(report, "user_properties", ()):
-        if name == "mlperf":
-            return json.loads(value)
-    return None
-
-
-def _cells(record: dict[str, Any] | None) -> list[str]:
+def _cells(record: BenchmarkRecord | None) -> list[str]:
     if record is None:
         return ["<td></td>"] * len(COLUMNS)
-    run = record["run"]
-    tps = run["figures"].get("tokens_per_second")
-    rouge1 = record.get("accuracy", {}).get("rouge1")
+    tps = record.figures.tokens_per_second
+    rouge1 = record.accuracy.rouge1 if record.accuracy is not None else None
     values = [
-        run["validity"] or "",
+        record.run.validity or "",
         "" if tps is None else f"{tps:.1f}",
         "" if rouge1 is None else f"{rouge1:.4f}",
-        run["outdir"],
+        relative(record.run.outdir),
     ]
     return [f"<td>{html.escape(str(v))}</td>" for v in values]
 
@@ -37,9 +32,10 @@ class HtmlReport:
         cells[2:2] = [f'<th class="sortable">{c}</th>' for c in COLUMNS]
 
     def pytest_html_results_table_row(self, report: Any, cells: list[str]) -> None:
-        cells[2:2] = _cells(_record(report))
+        cells[2:2] = _cells(from_report(report))
 
     def pytest_html_results_table_html(self, report: Any, data: list[str]) -> None:
-        record = _record(report)
+        record = from_report(report)
         if record is not None:
-            data.append(f"<pre>MLPerf record:\n{html.escape(json.dumps(record, indent=2))}</pre>")
+            text = json.dumps(record.to_json(), indent=2)
+            data.append(f"<pre>MLPerf record:\n{html.escape(text)}</pre>")

@@ -1,4 +1,4 @@
-"""H200: Server and Interactive through the plugin (run_loadgen + VllmStreamBackend), on the
+"""H200: Server and Interactive through the plugin (run_loadgen + VllmBackend), on the
 prompts, engine arguments and loadgen seeds of probe_server.py, so the two compare point by point.
 
     MODEL_DIR=/tmp/llama8b_dummy PYTHONPATH=/tmp/site python3 scripts/gpu/server_compare.py
@@ -19,11 +19,11 @@ from pathlib import Path
 
 from common import emit, engine_args_from_env, model_dir, server_prompts
 
-from pytest_mlperf.backends import vllm_common
-from pytest_mlperf.backends.base import GenerationConfig, ModelSource
-from pytest_mlperf.backends.vllm_stream import VllmStreamBackend
+from pytest_mlperf.backends.base import GenerationConfig, SystemSpec
+from pytest_mlperf.backends.vllm_backend import VllmBackend
 from pytest_mlperf.loadgen.runner import run_loadgen
-from pytest_mlperf.loadgen.settings import Mode, Profile, Scenario, SettingsPlan
+from pytest_mlperf.loadgen.settings import SettingsPlan
+from pytest_mlperf.vocabulary import Mode, Profile, Scenario
 
 
 def probe_seeds() -> dict[str, int]:
@@ -40,12 +40,13 @@ def main() -> None:
         "max_model_len": 2048, "dtype": "bfloat16", "seed": 0,
         "enforce_eager": os.environ.get("EAGER", "0") == "1", "load_format": "dummy",
     })
-    backend = VllmStreamBackend(ModelSource(path=model_dir(), engine_args=args), GenerationConfig())
+    backend = VllmBackend(SystemSpec.local(model_dir()), args, GenerationConfig())
     t0 = time.time()
     backend.start()
+    backend.prepare(Scenario.SERVER)  # starts the AsyncLLM
     emit(what="startup_s", value=round(time.time() - t0, 1), **backend.describe())
     # The probe's warm-up: 64 prompts through the engine before loadgen starts.
-    backend._engine.generate_all(prompts[:64], vllm_common.sampling_params(backend.generation))
+    backend._generate_all(prompts[:64])
 
     seeds = probe_seeds() if os.environ.get("SEEDS", "probe") == "probe" else {}
     workdir = Path(tempfile.mkdtemp(prefix="server_compare_"))
@@ -63,17 +64,17 @@ def main() -> None:
         )
         result = run_loadgen(plan=plan, mode=Mode.PERFORMANCE, backend=backend, prompts=prompts,
                              outdir=workdir / f"{i}_{scenario.value}_{qps}")
-        f = result.figures
+        f, ts = result.figures, plan.build(Mode.PERFORMANCE)
         emit(what="plugin_" + scenario.value.lower(), qps=float(qps), validity=result.validity,
              reason=result.invalid_reason, flags=result.flags,
-             tokens_per_s=f.get("tokens_per_second"), samples_per_s=f.get("samples_per_second"),
-             ttft_p99_ms=round(f.get("ttft_p99_ns", 0) / 1e6, 1),
-             tpot_p99_ms=round(f.get("tpot_p99_ns", 0) / 1e6, 2),
-             queries=f.get("query_count"), out_tokens=result.output_tokens,
-             tokens_per_query=round(result.output_tokens / max(1, f.get("query_count", 1)), 1),
+             tokens_per_s=f.tokens_per_second, samples_per_s=f.samples_per_second,
+             ttft_p99_ms=round((f.ttft_ns.p99 or 0) / 1e6, 1),
+             tpot_p99_ms=round((f.tpot_ns.p99 or 0) / 1e6, 2),
+             queries=f.query_count, out_tokens=result.output_tokens,
+             tokens_per_query=round(result.output_tokens / max(1, f.query_count or 1), 1),
              wall_s=round(result.wall_seconds, 1), backend_error=result.backend_error,
              loadgen_errors=list(result.loadgen_errors),
-             limits_ms=(result.settings.get("ttft_latency", 0) / 1e6, result.settings.get("tpot_latency", 0) / 1e6))
+             limits_ms=(ts.ttft_latency / 1e6, ts.tpot_latency / 1e6))
     backend.close()
 
 
