@@ -106,3 +106,20 @@ def test_reads_every_public_log() -> None:
     assert intel.get("result_validity") == "VALID" and intel.get("result_90.00_percentile_latency_ns") == 3545895439
     nvidia = next(v for k, v in seen.items() if "NVIDIA" in k)
     assert nvidia.get("result is") == "VALID" and nvidia.get("scenario") == "Server"
+
+
+def test_progress_is_reported_during_and_at_the_end_of_a_run(tmp_path: Path) -> None:
+    plan = SettingsPlan(benchmark="llama3.1-8b", scenario=Scenario.SERVER, profile=Profile.QUICK,
+                        total_count=16, performance_count=16,
+                        cli_overrides={"server_target_qps": 200, "min_duration_ms": 1500})
+    seen = []
+    result = run_loadgen(plan=plan, mode=Mode.PERFORMANCE, backend=Instant(SystemSpec.local(tmp_path)),
+                         prompts=[[1, 2, 3]] * 16, outdir=tmp_path / "run", on_progress=seen.append,
+                         progress_interval_s=0.3)
+    assert result.validity == "VALID"
+    assert len(seen) >= 3  # during the run, and once at its end
+    last = seen[-1]
+    assert last.completed == last.issued == result.figures.query_count
+    assert last.output_tokens == result.output_tokens and last.in_flight == 0
+    assert len(last.ttft_s) == last.completed and all(t >= 0 for t in last.ttft_s)
+    assert [p.completed for p in seen] == sorted(p.completed for p in seen)

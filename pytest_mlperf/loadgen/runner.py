@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ from typing import Any
 from pytest_mlperf.backends.base import Backend
 from pytest_mlperf.loadgen.logs import DetailLog, LogError, read_detail
 from pytest_mlperf.loadgen.settings import SettingsPlan
-from pytest_mlperf.loadgen.sut import LoadgenResponder, LoadgenSUT
+from pytest_mlperf.loadgen.sut import LoadgenResponder, LoadgenSUT, Progress
 from pytest_mlperf.record import Distribution, Figures, Run
 from pytest_mlperf.vocabulary import Mode, Scenario
 
@@ -118,6 +118,8 @@ def run_loadgen(
     prompts: Sequence[Sequence[int]],
     outdir: Path,
     timeout_s: float | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    progress_interval_s: float = 5.0,
 ) -> RunResult:
     """Run loadgen once over ``prompts`` (the QSL, by index) into ``outdir``.
 
@@ -125,6 +127,8 @@ def run_loadgen(
     overwritten. A backend that raises or reports failure ends the run early with every
     outstanding query answered empty; the logs are kept and the error is in the result.
     ``timeout_s`` does the same for an engine that hangs: past it, the run is failed.
+    ``on_progress`` is called every ``progress_interval_s`` seconds on a thread of its own
+    while the run goes on, and once at its end, with the bridge's :class:`Progress`.
     """
     import mlperf_loadgen as lg
 
@@ -151,6 +155,15 @@ def run_loadgen(
         )
         watchdog.daemon = True
         watchdog.start()
+    reporter = None
+    done = threading.Event()
+    if on_progress is not None:
+        def report() -> None:
+            while not done.wait(progress_interval_s):
+                on_progress(responder.progress())
+
+        reporter = threading.Thread(target=report, name="mlperf-progress", daemon=True)
+        reporter.start()
     started = time.perf_counter()
     try:
         # A stray audit.config in the working directory would silently turn this into a
@@ -160,6 +173,10 @@ def run_loadgen(
         )
     finally:
         wall = time.perf_counter() - started
+        done.set()
+        if reporter is not None:
+            reporter.join()
+            on_progress(responder.progress())  # type: ignore[misc]
         if watchdog is not None:
             watchdog.cancel()
         lg.DestroyQSL(qsl)

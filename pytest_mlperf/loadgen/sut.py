@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from pytest_mlperf.backends.base import Backend, Query
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A run so far, as the bridge saw it (read any time, from any thread)."""
+
+    issued: int
+    completed: int
+    output_tokens: int
+    elapsed_s: float
+    #: time to first token and time per output token (after the first) of completed queries
+    ttft_s: tuple[float, ...] = ()
+    tpot_s: tuple[float, ...] = ()
+
+    @property
+    def in_flight(self) -> int:
+        return self.issued - self.completed
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.output_tokens / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
 class LoadgenResponder:
@@ -27,17 +50,36 @@ class LoadgenResponder:
         self.error: BaseException | None = None
         self.completed = 0
         self.output_tokens = 0
+        self.issued = 0
+        self._started = time.perf_counter()
+        #: response id -> (issue time, first token time or None), for progress figures
+        self._times: dict[int, tuple[float, float | None]] = {}
+        self._ttft: list[float] = []
+        self._tpot: list[float] = []
 
     def track(self, queries: Sequence[Query]) -> None:
+        now = time.perf_counter()
         with self._lock:
             for q in queries:
                 self._in_flight[q.response_id] = q
+                self._times[q.response_id] = (now, None)
+            self.issued += len(queries)
+
+    def progress(self) -> Progress:
+        with self._lock:
+            return Progress(issued=self.issued, completed=self.completed,
+                            output_tokens=self.output_tokens,
+                            elapsed_s=time.perf_counter() - self._started,
+                            ttft_s=tuple(self._ttft), tpot_s=tuple(self._tpot))
 
     def first_token(self, query: Query, token_id: int) -> None:
         with self._lock:
             if query.response_id not in self._in_flight or query.response_id in self._first_sent:
                 return
             self._first_sent.add(query.response_id)
+            issued, _ = self._times.get(query.response_id, (None, None))
+            if issued is not None:
+                self._times[query.response_id] = (issued, time.perf_counter())
         data = np.asarray([token_id], dtype=np.int32)
         self._lg.FirstTokenComplete(
             [self._lg.QuerySampleResponse(query.response_id, data.ctypes.data, data.nbytes, 1)]
@@ -51,6 +93,7 @@ class LoadgenResponder:
             self._first_sent.discard(query.response_id)
             self.completed += 1
             self.output_tokens += len(tokens)
+            self._record_latency(query.response_id, len(tokens))
         data = np.asarray(tokens, dtype=np.int32)
         if needs_first:
             # A streaming scenario must see a first token before completion (loadgen's
@@ -62,6 +105,17 @@ class LoadgenResponder:
         self._lg.QuerySamplesComplete(
             [self._lg.QuerySampleResponse(query.response_id, data.ctypes.data, data.nbytes, len(data))]
         )
+
+    def _record_latency(self, response_id: int, n_tokens: int) -> None:
+        """TTFT and TPOT of a completed query (called under the lock)."""
+        issued, first = self._times.pop(response_id, (None, None))
+        if issued is None:
+            return
+        now = time.perf_counter()
+        first = first if first is not None else now
+        self._ttft.append(first - issued)
+        if n_tokens > 1:
+            self._tpot.append((now - first) / (n_tokens - 1))
 
     def fail(self, error: BaseException) -> None:
         with self._lock:
