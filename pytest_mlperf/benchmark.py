@@ -9,10 +9,11 @@ failing run is FAILED, not ERROR. The body then sees the finished result.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,8 +95,28 @@ class BenchmarkResult:
                 f"backend '{sut.name}' ({type(sut).__name__}) cannot report first tokens, "
                 f"which {self.scenario.value} needs", pytrace=False,
             )
-        engine_start = get("mlperf_engines").start(sut, self.scenario)
-        run = runner(self.mode)
+        from pytest_mlperf import preflight
+        from pytest_mlperf.engines import EngineStartError
+        from pytest_mlperf.loadgen.settings import SettingsError
+
+        preflight.check_inputs(request)  # once per session: the prompts fit the model
+        try:
+            check_settings(get("mlperf_settings"), self.mode, options.run_timeout)
+        except SettingsError as exc:
+            _fail(request, str(exc), exc)
+        engines = get("mlperf_engines")
+        try:
+            engine_start = engines.start(sut, self.scenario)
+        except EngineStartError as exc:
+            _fail(request, str(exc), exc.__cause__ or exc)
+        from pytest_mlperf.runs import perform
+
+        # One run, or --mlperf-repeat's, a --mlperf-find-peak search, then TEST06's audit run.
+        try:
+            run = perform(request, runner, self.scenario, self.mode)
+        except SettingsError as exc:
+            _fail(request, str(exc), exc)
+        run = self._after_run(run, engines, sut)
         scoring = 0.0
         accuracy = None
         if self.mode is Mode.ACCURACY:
@@ -106,6 +127,9 @@ class BenchmarkResult:
             from pytest_mlperf.verdict import judge_performance
 
             verdict = judge_performance(run, spec.thresholds_for(self.scenario))
+        not_applied = getattr(run, "settings_not_applied", ())
+        if not_applied:
+            verdict = Verdict(passed=False, reasons=(*verdict.reasons, *not_applied))
         from pytest_mlperf.system import describe_system
 
         record = BenchmarkRecord(
@@ -129,6 +153,32 @@ class BenchmarkResult:
         )
         self._done = _Done(run=run, verdict=verdict, record=record)
 
+    def _after_run(self, run: Any, engines: Any, sut: Any) -> Any:
+        """A run whose engine failed drops the engine (the next test starts a fresh one);
+        settings that did not take effect fail the test, user.conf values overridden warn."""
+        from pytest_mlperf import bounded
+
+        if getattr(run, "backend_error", None):
+            run = dataclasses.replace(run, backend_error=run.backend_error + engines.evict(sut))
+        busy = bounded.abandoned(unsafe_only=True)
+        if busy:
+            self._request.session.shouldstop = f"mlperf: {busy[0]} could not be stopped"
+        for note in getattr(run, "settings_notes", ()):
+            import warnings
+
+            warnings.warn(MlperfSettingWarning(note), stacklevel=1)
+        return run
+
+    def amend(self, reasons: Sequence[str] = (), **record_fields: Any) -> None:
+        """After the run: add reasons to fail (gates beyond the run's own verdict, e.g. a
+        regression against a stored run) and fields to the record."""
+        done = self._get()
+        verdict = done.verdict
+        if reasons:
+            verdict = Verdict(passed=False, reasons=(*verdict.reasons, *reasons))
+        record = dataclasses.replace(done.record, verdict=verdict, **record_fields)
+        self._done = _Done(run=done.run, verdict=verdict, record=record)
+
     def _judge_accuracy(self, run: Any) -> tuple[Verdict, Accuracy]:
         from pytest_mlperf.verdict import judge_accuracy
 
@@ -149,6 +199,35 @@ class BenchmarkResult:
         figures = scores.as_dict() if scores is not None else {}
         accuracy = Accuracy(**figures, target=target, official=choice.official, note=choice.note)
         return verdict, accuracy
+
+
+class MlperfSettingWarning(UserWarning):
+    """A setting that took effect in another form than the user wrote it (a user.conf value a
+    higher source overrode)."""
+
+
+def check_settings(plan: Any, mode: Mode, run_timeout: float | None) -> None:
+    """The run's settings, built and checked as loadgen will get them, and the time limit
+    against their schedule: :class:`~pytest_mlperf.loadgen.settings.SettingsError` before
+    any engine starts."""
+    from pytest_mlperf.loadgen.budget import check_limit, run_budget
+    from pytest_mlperf.loadgen.settings import SettingsError
+
+    settings = plan.build(mode)
+    if run_timeout:
+        problem = check_limit(run_budget(settings, plan.scenario, mode, plan.total_count),
+                              run_timeout, "--mlperf-run-timeout")
+        if problem:
+            raise SettingsError(problem)
+
+
+def _fail(request: pytest.FixtureRequest, message: str, cause: BaseException) -> None:
+    """Fail the test with ``message``; the traceback of ``cause`` only with ``-v``."""
+    if request.config.get_verbosity() > 0 and cause.__traceback__ is not None:
+        import traceback
+
+        message += "\n\n" + "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
+    pytest.fail(message, pytrace=False)
 
 
 def new_run_dir(base: Path) -> Path:

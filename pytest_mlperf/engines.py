@@ -1,18 +1,35 @@
 """The session's engines: one backend per (backend name, system, engine arguments), made by the
 ``pytest_mlperf_make_backend`` hook when a test first needs it, started when a test first runs
 on it (never at setup, so ``--setup-only`` and collection start nothing), closed at session end.
+
+Every start (``start()`` and the ``prepare(scenario)`` that may load a scenario's engine) and
+every close runs on a thread of its own with a time limit (``--mlperf-engine-timeout``), so a
+hung engine fails its test instead of the session. An engine whose start failed or timed out,
+and one whose run failed (it raised, hung or answered wrongly), is closed and dropped from the
+pool: the next test on it gets a fresh one. A start that failed is not retried in the same
+session: later tests on the same system and engine arguments fail at once with its cause.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
+from pytest_mlperf import bounded
 from pytest_mlperf.backends.base import Backend, GenerationConfig, SystemSpec
 from pytest_mlperf.vocabulary import Scenario
+
+#: the default limit for an engine's start and for its close, in seconds: loading the largest
+#: models onto several GPUs takes minutes, not half an hour
+DEFAULT_ENGINE_TIMEOUT_S = 1800.0
+#: after a Ctrl-C, how long each engine may take to close before it is left behind
+INTERRUPTED_CLOSE_S = 10.0
+#: set when the session was interrupted (the plugin's ``pytest_keyboard_interrupt``)
+INTERRUPTED = threading.Event()
 
 
 class EngineStartError(RuntimeError):
@@ -26,11 +43,21 @@ def _key(name: str, system: SystemSpec, engine_args: Mapping[str, Any]) -> tuple
 
 class EnginePool:
     def __init__(self, config: pytest.Config, generation: GenerationConfig) -> None:
+        INTERRUPTED.clear()  # a new session (pytester runs many in one process)
         self._config = config
         self._generation = generation
         self._backends: dict[tuple[Any, ...], Backend] = {}
+        self._keys: dict[int, tuple[Any, ...]] = {}
         self._started: set[int] = set()
-        self._failed: dict[int, str] = {}
+        self._prepared: dict[int, Scenario] = {}
+        self._failed: dict[tuple[Any, ...], str] = {}
+
+    @property
+    def timeout_s(self) -> float:
+        from pytest_mlperf import stash
+
+        options = self._config.stash.get(stash.OPTIONS, None)
+        return getattr(options, "engine_timeout", None) or DEFAULT_ENGINE_TIMEOUT_S
 
     def get(self, *, name: str, scenario: Scenario, system: SystemSpec,
             engine_args: Mapping[str, Any], tokenizer: Any) -> Backend:
@@ -44,50 +71,95 @@ class EnginePool:
                 engine_args=dict(engine_args), generation=self._generation, tokenizer=tokenizer,
             )
             if backend is None:
-                known = sorted({n for names in hook.pytest_mlperf_backend_names(config=self._config) for n in names})
-                raise pytest.UsageError(
-                    f"--mlperf-backend: unknown backend '{name}'; known: {', '.join(known)} "
-                    "(add one with the pytest_mlperf_make_backend hook or the "
-                    "pytest_mlperf.backends entry-point group)"
-                )
+                from pytest_mlperf.preflight import refuse, unknown_backend
+
+                known = {n for names in hook.pytest_mlperf_backend_names(config=self._config) for n in names}
+                # Once, for the session: every test would stop here the same way.
+                refuse(self._config, unknown_backend(name, known))
             if not isinstance(backend, Backend):
                 raise pytest.UsageError(
                     f"pytest_mlperf_make_backend returned {backend!r} for '{name}', not a "
                     "pytest_mlperf.Backend"
                 )
             self._backends[key] = backend
+            self._keys[id(backend)] = key
         return backend
 
     def start(self, backend: Backend, scenario: Scenario) -> float:
-        """Start ``backend`` unless it runs already, and prepare it for ``scenario`` (an
-        engine may load its scenario's engine there); the seconds it took (0 when it ran)."""
-        if id(backend) in self._failed:
-            raise EngineStartError(self._failed[id(backend)])
-        if id(backend) in self._started:
+        """Start ``backend`` unless it runs already, and prepare it for ``scenario`` unless it
+        was prepared for it last (an engine may load its scenario's engine there); the seconds
+        it took (0 when nothing was to do). :class:`EngineStartError` when it fails or passes
+        the time limit; the backend is then closed and dropped."""
+        key = self._keys.get(id(backend))
+        if key in self._failed:
+            raise EngineStartError(self._failed[key])
+        started = id(backend) in self._started
+        if started and self._prepared.get(id(backend)) is scenario:
             return 0.0
         began = time.perf_counter()
-        try:
-            backend.start()
+        limit = self.timeout_s
+
+        def work() -> None:
+            if not started:
+                backend.start()
+                self._started.add(id(backend))
             backend.prepare(scenario)
-        except Exception as exc:
-            self._failed[id(backend)] = (
-                f"backend '{backend.name}' ({type(backend).__name__}) failed to start: "
-                f"{type(exc).__name__}: {exc}"
-            )
-            raise EngineStartError(self._failed[id(backend)]) from exc
-        self._started.add(id(backend))
+
+        what = f"starting backend '{backend.name}' ({type(backend).__name__}) for {scenario.value}"
+        try:
+            bounded.call(work, timeout_s=limit, what=what)
+        except KeyboardInterrupt:
+            raise
+        except bounded.DeadlineExceeded:
+            message = f"{what} did not finish within {limit:g} s (--mlperf-engine-timeout)"
+            raise self._start_failed(backend, key, message) from None
+        except BaseException as exc:  # noqa: BLE001 - any start failure fails the test, named
+            message = (f"backend '{backend.name}' ({type(backend).__name__}) failed to start: "
+                       f"{type(exc).__name__}: {exc}")
+            raise self._start_failed(backend, key, message) from exc
+        self._prepared[id(backend)] = scenario
         return time.perf_counter() - began
+
+    def _start_failed(self, backend: Backend, key: tuple[Any, ...] | None, message: str) -> EngineStartError:
+        if key is not None:
+            self._failed[key] = message
+        return EngineStartError(message + self.evict(backend))
+
+    def evict(self, backend: Backend) -> str:
+        """Close ``backend`` (within the time limit) and drop it from the pool, so that the next
+        test on its system starts a fresh one. Returns what to add to a failure message."""
+        key = self._keys.pop(id(backend), None)
+        if key is not None and self._backends.get(key) is backend:
+            del self._backends[key]
+        self._prepared.pop(id(backend), None)
+        self._started.discard(id(backend))
+        error = self._close(backend)
+        if error:
+            return f" (the engine was dropped; {error})"
+        return " (the engine was closed and dropped: the next test starts a fresh one)"
+
+    def _close(self, backend: Backend) -> str | None:
+        limit = INTERRUPTED_CLOSE_S if INTERRUPTED.is_set() else self.timeout_s
+        what = f"closing backend '{backend.name}' ({type(backend).__name__})"
+        try:
+            bounded.call(backend.close, timeout_s=limit, what=what)
+        except bounded.DeadlineExceeded as exc:
+            return f"{exc}; it was left behind"
+        except Exception as exc:  # noqa: BLE001 - close every engine even if one fails
+            return f"{what} failed: {type(exc).__name__}: {exc}"
+        return None
 
     def close(self) -> None:
         errors = []
-        for backend in self._backends.values():
+        for backend in list(self._backends.values()):
             if id(backend) not in self._started:
                 continue
-            try:
-                backend.close()
-            except Exception as exc:  # noqa: BLE001 - close every engine even if one fails
-                errors.append(f"{backend.name}: {exc}")
+            error = self._close(backend)
+            if error:
+                errors.append(error)
         self._backends.clear()
+        self._keys.clear()
         self._started.clear()
+        self._prepared.clear()
         if errors:
-            raise RuntimeError("closing engines failed: " + "; ".join(errors))
+            pytest.fail("closing engines failed: " + "; ".join(errors), pytrace=False)

@@ -38,8 +38,20 @@ def mlperf_options(pytestconfig: pytest.Config) -> MlperfOptions:
 
 @pytest.fixture(scope="session")
 def mlperf_model(mlperf_options: MlperfOptions) -> SystemSpec:
-    """What is benchmarked: ``--mlperf-model``'s folder, else the embedded tiny Llama. Return
-    ``SystemSpec.served(name, [url, ...], tokenizer=...)`` from an override for a served model."""
+    """What is benchmarked: ``--mlperf-model``'s folder, else the embedded tiny Llama. With
+    ``--mlperf-endpoint``: the model served there under ``--mlperf-served-model``, its tokenizer
+    from ``--mlperf-model``'s folder, else the embedded model's (the served model is then taken
+    to be the embedded one, as its baseline is). An override may return
+    ``SystemSpec.served(name, [url, ...], tokenizer=...)``."""
+    if mlperf_options.endpoints:
+        import dataclasses
+
+        from pytest_mlperf import embedded
+
+        folder = mlperf_options.model or embedded.MODEL_DIR
+        served = SystemSpec.served(mlperf_options.served_model or "", mlperf_options.endpoints,
+                                   tokenizer=folder)
+        return dataclasses.replace(served, embedded=embedded.is_embedded_model(folder))
     if mlperf_options.model is not None:
         from pytest_mlperf import embedded
 
@@ -183,18 +195,30 @@ def _safe(nodeid: str) -> str:
 def mlperf_runner(
     request: pytest.FixtureRequest, mlperf_settings: SettingsPlan, mlperf_sut: Backend, mlperf_qsl: QSL,
     mlperf_options: MlperfOptions,
-) -> Callable[[Mode], RunResult]:
+) -> Callable[..., RunResult]:
     """Runs loadgen once in the given mode into a new folder
-    ``<output>/<test id>/run_<n>/<mode>/`` (never overwritten)."""
+    ``<output>/<test id>/run_<n>/<label or mode>/`` (never overwritten); ``overrides`` are
+    TestSettings over every other source (a peak search's rate, TEST06's audit settings)."""
     base: Path = mlperf_options.output / _safe(request.node.nodeid)
 
-    def run(mode: Mode) -> RunResult:
-        from pytest_mlperf.loadgen.runner import run_loadgen
+    def run(mode: Mode, overrides: Mapping[str, Any] | None = None, label: str | None = None) -> RunResult:
+        import dataclasses
 
-        return run_loadgen(
-            plan=mlperf_settings, mode=mode, backend=mlperf_sut, prompts=mlperf_qsl.prompts,
-            outdir=new_run_dir(base) / mode.value, timeout_s=mlperf_options.run_timeout,
+        from pytest_mlperf.loadgen.runner import run_loadgen
+        from pytest_mlperf.progress import track_run
+
+        plan = mlperf_settings
+        if overrides:
+            plan = dataclasses.replace(plan, cli_overrides={**plan.cli_overrides, **overrides})
+        outdir = new_run_dir(base) / (label or mode.value)
+        tracker = track_run(request, plan, mode, outdir)  # status file, live progress, details
+        result = run_loadgen(
+            plan=plan, mode=mode, backend=mlperf_sut, prompts=mlperf_qsl.prompts,
+            outdir=outdir, timeout_s=mlperf_options.run_timeout,
+            on_progress=tracker.update, progress_interval_s=tracker.interval_s,
         )
+        tracker.run_done()
+        return result
 
     return run
 

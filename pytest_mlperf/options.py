@@ -7,6 +7,7 @@ then to its default. Values are validated once, in ``pytest_configure``; a bad v
 
 from __future__ import annotations
 
+import argparse
 import enum
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -16,7 +17,13 @@ from typing import Any, TypeVar
 
 import pytest
 
+from pytest_mlperf.compare import FailBound, parse_fail_bound
+from pytest_mlperf.peak import PeakTolerance
+from pytest_mlperf.thresholds import ThresholdRule, parse_rule
 from pytest_mlperf.vocabulary import Mode, Profile, Scenario
+
+#: the compliance tests ``--mlperf-compliance`` runs
+COMPLIANCE_TESTS = ("TEST06",)
 
 E = TypeVar("E", bound=enum.Enum)
 
@@ -27,6 +34,8 @@ class Option:
     help: str
     default: Any = None
     multiple: bool = False
+    #: the value of the bare flag (``--mlperf-compare`` means ``--mlperf-compare=last``)
+    const: str | None = None
 
     @property
     def flag(self) -> str:
@@ -41,16 +50,35 @@ OPTIONS: tuple[Option, ...] = (
     Option("scenario", "MLPerf scenario(s), comma-separated: Offline, Server, SingleStream, Interactive.", "Offline"),
     Option("mode", "performance, accuracy, or both (a performance and an accuracy test each).", "both"),
     Option("profile", "quick: CI-sized runs over the data set; official: mlperf.conf durations and counts.", "quick"),
-    Option("backend", "system under test: hf (transformers), vllm, or one a plugin registers.", "hf"),
+    Option("backend", "system under test: hf (transformers), vllm, openai (served endpoints), or one a plugin registers.", "hf"),
     Option("model", "model folder (HF format). Default: the embedded tiny Llama model."),
+    Option("endpoint", "base URL of an OpenAI-compatible server of the model, e.g. http://node1:8000 (repeatable: requests go to the least busy); selects the openai backend. --mlperf-model then names a folder with the served model's tokenizer.", multiple=True),
+    Option("served-model", "the name the endpoints serve the model under (GET /v1/models); needed with --mlperf-endpoint."),
+    Option("api-key-env", "name of the environment variable that holds the endpoints' API key (the key is never written anywhere)."),
+    Option("endpoint-timeout", "seconds an endpoint may take to become ready, and the longest a response may stay silent before the run fails (default 300).", "300"),
     Option("dataset", "cnn_eval.json-schema file. Default: the embedded sample set."),
     Option("total-samples", "use only the first N records of the data set (QSL total count)."),
     Option("performance-samples", "QSL performance sample count (default: all used records)."),
     Option("user-conf", "loadgen user.conf applied after mlperf.conf (model.scenario.key = value)."),
-    Option("run-timeout", "fail a loadgen run that takes longer than this many seconds (a hung engine)."),
+    Option("run-timeout", "fail a loadgen run that takes longer than this many seconds (a hung engine). Default: derived from each run's settings (docs/reliability.md)."),
+    Option("engine-timeout", "fail an engine start (model load) or close that takes longer than this many seconds. Default: 1800."),
     Option("output", "folder for every run's loadgen logs, one folder per test.", "mlperf-results"),
     Option("setting", "loadgen TestSettings override KEY=VALUE (repeatable), highest precedence.", multiple=True),
     Option("engine-arg", "engine argument KEY=VALUE (repeatable; VALUE parsed as JSON when it can be).", multiple=True),
+    Option("threshold", "gate beyond loadgen's validity, [BENCHMARK:][SCENARIO:]GATE, e.g. llama3.1-8b:Server:ttft_p99_ms<=2000 or tokens_per_second>=500 (repeatable; the most specific wins, then these over the marker).", multiple=True),
+    Option("repeat", "run each performance test N times: its figures and verdict are the runs' medians, and the spread is reported.", "1"),
+    Option("save", "store this session's records in --mlperf-storage, numbered per machine (NAME labels the file; default: the commit).", const="true"),
+    Option("storage", "folder of stored sessions, one subfolder per machine.", ".mlperf"),
+    Option("compare", "compare each test with a stored session: last (the bare flag), its number, a label or commit, or a file; prints the deltas.", const="last"),
+    Option("compare-fail", "fail a test whose FIGURE regressed past BOUND against the stored run, e.g. tokens_per_second:5%, ttft_p99_ms:10%, rouge1:0.5 (repeatable; implies --mlperf-compare).", multiple=True),
+    Option("gpus-per-worker", "under xdist (-n), devices pinned to each worker through CUDA_VISIBLE_DEVICES (tensor parallelism: match tensor_parallel_size). Default 1."),
+    Option("compliance", "compliance tests run after each performance test: TEST06 (audit run; first token, EOS and sample length checks; verify_accuracy.txt)."),
+    Option("find-peak", "Server/Interactive: search the highest VALID target QPS from server_target_qps (doubling or halving, then bisection) to TOLERANCE, 5% (the bare flag) or a QPS amount; the peak run is the test's result.", const="5%"),
+    Option("progress-interval", "seconds between live progress lines in non-interactive logs (a terminal gets one line, redrawn every second); 0 turns live progress off.", "30"),
+    Option("json", "write every benchmark record of the session to this JSON file."),
+    Option("submission-dir", "write the MLPerf results tree (closed/<submitter>/results/<system>/...) from the session's kept logs into this folder; needs --mlperf-submitter and --mlperf-system-desc."),
+    Option("submitter", "the submitting organization, for --mlperf-submission-dir."),
+    Option("system-desc", "the system description JSON (MLPerf systems/<system>.json; <system> is its file name), for --mlperf-submission-dir."),
 )
 
 
@@ -63,14 +91,37 @@ class MlperfOptions:
     profile: Profile = Profile.QUICK
     backend: str = "hf"
     model: Path | None = None
+    #: served model: endpoint base URLs, the name they serve it under, the API key's variable
+    endpoints: tuple[str, ...] = ()
+    served_model: str | None = None
+    api_key_env: str | None = None
+    endpoint_timeout: float = 300.0
     dataset: Path | None = None
     total_samples: int | None = None
     performance_samples: int | None = None
     run_timeout: float | None = None
+    engine_timeout: float | None = None
     user_conf: Path | None = None
     output: Path = Path("mlperf-results")
     settings: Mapping[str, Any] = field(default_factory=dict)
     engine_args: Mapping[str, Any] = field(default_factory=dict)
+    thresholds: tuple[ThresholdRule, ...] = ()
+    repeat: int = 1
+    #: None: do not save; else the label of the stored file ("" for the commit)
+    save: str | None = None
+    storage: Path = Path(".mlperf")
+    #: None: compare with nothing; "last", a number, a label, a commit or a file
+    compare: str | None = None
+    compare_fail: tuple[FailBound, ...] = ()
+    gpus_per_worker: int | None = None
+    compliance: tuple[str, ...] = ()
+    find_peak: PeakTolerance | None = None
+    #: seconds between live progress lines in logs; 0: no live progress
+    progress_interval: float = 30.0
+    json: Path | None = None
+    submission_dir: Path | None = None
+    submitter: str | None = None
+    system_desc: Path | None = None
 
     def reproduce_flags(self) -> str:
         """The command-line flags that reproduce this session's choices."""
@@ -88,6 +139,18 @@ class MlperfOptions:
                 flags.append(f"--mlperf-{name}={value}")
         flags += [f"--mlperf-setting={k}={v}" for k, v in self.settings.items()]
         flags += [f"--mlperf-engine-arg={k}={json.dumps(v)}" for k, v in self.engine_args.items()]
+        flags += [f"--mlperf-threshold='{t}'" for t in self.thresholds]
+        if self.repeat > 1:
+            flags.append(f"--mlperf-repeat={self.repeat}")
+        flags += [f"--mlperf-compliance={c}" for c in self.compliance]
+        if self.find_peak is not None:
+            flags.append(f"--mlperf-find-peak={self.find_peak}")
+        flags += [f"--mlperf-endpoint={e}" for e in self.endpoints]
+        for name, value in (("served-model", self.served_model), ("api-key-env", self.api_key_env)):
+            if value is not None:
+                flags.append(f"--mlperf-{name}={value}")
+        if self.endpoints and self.endpoint_timeout != 300.0:
+            flags.append(f"--mlperf-endpoint-timeout={self.endpoint_timeout:g}")
         return " ".join(flags)
 
 
@@ -95,10 +158,14 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("mlperf", "MLPerf Inference benchmarks (pytest-mlperf)")
     for opt in OPTIONS:
         if opt.multiple:
-            group.addoption(opt.flag, action="append", default=None, dest=opt.ini, help=opt.help)
+            group.addoption(opt.flag, action="append", default=None, dest=opt.ini, help=opt.help.replace("%", "%%"))
             parser.addini(opt.ini, opt.help, type="linelist", default=[])
+        elif opt.const is not None:
+            group.addoption(opt.flag, action="store", nargs="?", const=opt.const, default=None,
+                            dest=opt.ini, help=opt.help.replace("%", "%%"))
+            parser.addini(opt.ini, opt.help, default=opt.default)
         else:
-            group.addoption(opt.flag, action="store", default=None, dest=opt.ini, help=opt.help)
+            group.addoption(opt.flag, action="store", default=None, dest=opt.ini, help=opt.help.replace("%", "%%"))
             parser.addini(opt.ini, opt.help, default=opt.default)
 
 
@@ -190,38 +257,185 @@ def parse(config: pytest.Config) -> MlperfOptions:
     values["profile"] = _enum(o("profile"), raw(o("profile")), Profile)
     values["backend"] = raw(o("backend")).strip()
     root = config.rootpath
+    values.update(_endpoint_options(config, o, raw, values["backend"]))
     if raw(o("model")):
         values["model"] = _path(o("model"), raw(o("model")), root, must_exist=True, kind="model folder")
     if raw(o("dataset")):
         values["dataset"] = _path(o("dataset"), raw(o("dataset")), root, must_exist=True, kind="data set file")
     if raw(o("user-conf")):
-        values["user_conf"] = _path(o("user-conf"), raw(o("user-conf")), root, must_exist=True, kind="user.conf file")
-    if raw(o("run-timeout")):
-        try:
-            values["run_timeout"] = float(raw(o("run-timeout")))
-        except ValueError:
-            values["run_timeout"] = 0.0
-        if values["run_timeout"] <= 0:
-            raise _usage(o("run-timeout"), raw(o("run-timeout")), "expected a positive number of seconds")
+        values["user_conf"] = _user_conf(o("user-conf"), _path(o("user-conf"), raw(o("user-conf")), root, must_exist=True, kind="user.conf file"))
+    for name in ("run-timeout", "engine-timeout"):
+        if raw(o(name)):
+            try:
+                values[name.replace("-", "_")] = float(raw(o(name)))
+            except ValueError:
+                values[name.replace("-", "_")] = 0.0
+            if not 0 < values[name.replace("-", "_")] < float("inf"):
+                raise _usage(o(name), raw(o(name)), "expected a positive number of seconds")
     for name in ("total-samples", "performance-samples"):
         if raw(o(name)):
             values[name.replace("-", "_")] = _positive_int(o(name), raw(o(name)))
-    values["output"] = _path(o("output"), raw(o("output")), root, must_exist=False, kind="folder")
+    values["output"] = _output(o("output"), _path(o("output"), raw(o("output")), root, must_exist=False, kind="folder"))
     try:
         values["settings"] = _pairs(o("setting"), raw(o("setting")), _number)
     except ValueError as exc:
         raise _usage(o("setting"), raw(o("setting")), f"values must be numbers ({exc})") from exc
-    values["settings"] = _check_settings(o("setting"), values["settings"])
+    values["settings"] = _check_settings(o("setting"), values["settings"], values["scenarios"])
     values["engine_args"] = _pairs(o("engine-arg"), raw(o("engine-arg")), _json_or_str)
+    values.update(_gate_options(o, raw))
+    values.update(_report_options(o, raw))
     return MlperfOptions(**values)
 
 
-def _check_settings(opt: Option, settings: Mapping[str, Any]) -> dict[str, Any]:
+def _gate_options(o: Callable[[str], Option], raw: Callable[[Option], Any]) -> dict[str, Any]:
+    """Thresholds, repeats, stored sessions and comparisons, xdist devices, compliance, peak."""
+    values: dict[str, Any] = {}
+    rules = []
+    for text in raw(o("threshold")):
+        try:
+            rules.append(parse_rule(text))
+        except ValueError as exc:
+            raise _usage(o("threshold"), text, str(exc)) from None
+    values["thresholds"] = tuple(rules)
+    values["repeat"] = _positive_int(o("repeat"), raw(o("repeat")))
+    for name in ("gpus-per-worker",):
+        if raw(o(name)):
+            values[name.replace("-", "_")] = _positive_int(o(name), raw(o(name)))
+    save = raw(o("save"))
+    if save is not None and save.strip().lower() not in ("false", "no", "0", "off"):
+        values["save"] = "" if save.strip().lower() in ("true", "yes", "1", "on") else save.strip()
+    values["storage"] = _path(o("storage"), raw(o("storage")), Path.cwd(), must_exist=False, kind="folder")
+    bounds = []
+    for text in raw(o("compare-fail")):
+        try:
+            bounds.append(parse_fail_bound(text))
+        except argparse.ArgumentTypeError as exc:
+            raise _usage(o("compare-fail"), text, str(exc)) from None
+    values["compare_fail"] = tuple(bounds)
+    compare = raw(o("compare"))
+    if compare is not None and compare.strip().lower() not in ("false", "no", "off"):
+        values["compare"] = "last" if compare.strip().lower() in ("true", "yes", "last") else compare.strip()
+    elif bounds:
+        values["compare"] = "last"
+    if raw(o("compliance")):
+        tests = tuple(dict.fromkeys(t.strip().upper() for t in raw(o("compliance")).split(",") if t.strip()))
+        unknown = [t for t in tests if t not in COMPLIANCE_TESTS]
+        if unknown or not tests:
+            raise _usage(o("compliance"), raw(o("compliance")), "expected one of: " + ", ".join(COMPLIANCE_TESTS))
+        values["compliance"] = tests
+    if raw(o("find-peak")):
+        try:
+            values["find_peak"] = PeakTolerance.parse(raw(o("find-peak")))
+        except ValueError as exc:
+            raise _usage(o("find-peak"), raw(o("find-peak")), str(exc)) from None
+    return values
+
+
+def _report_options(o: Callable[[str], Option], raw: Callable[[Option], Any]) -> dict[str, Any]:
+    """Live progress, the results JSON, the submission tree."""
+    values: dict[str, Any] = {}
+    interval = raw(o("progress-interval"))
+    try:
+        values["progress_interval"] = float(interval)
+    except ValueError:
+        values["progress_interval"] = -1.0
+    if values["progress_interval"] < 0:
+        raise _usage(o("progress-interval"), interval, "expected a number of seconds >= 0")
+    if raw(o("json")):
+        values["json"] = _path(o("json"), raw(o("json")), Path.cwd(), must_exist=False, kind="file")
+    tree = {name: raw(o(name)) for name in ("submission-dir", "submitter", "system-desc")}
+    if any(tree.values()):
+        missing = [o(name).flag for name, value in tree.items() if not value]
+        if missing:
+            given = next(name for name, value in tree.items() if value)
+            raise _usage(o(given), tree[given], "the submission tree needs " + " and ".join(missing))
+        values["submission_dir"] = _path(o("submission-dir"), tree["submission-dir"], Path.cwd(),
+                                         must_exist=False, kind="folder")
+        submitter = tree["submitter"].strip()
+        if not submitter or any(c in submitter for c in "/\\") or submitter in (".", ".."):
+            raise _usage(o("submitter"), tree["submitter"], "expected an organization name usable as a folder name")
+        values["submitter"] = submitter
+        values["system_desc"] = _path(o("system-desc"), tree["system-desc"], Path.cwd(),
+                                      must_exist=True, kind="system description file")
+    return values
+
+
+def _check_settings(opt: Option, settings: Mapping[str, Any], scenarios: Sequence[Scenario]) -> dict[str, Any]:
     if not settings:
         return {}
+    from pytest_mlperf.loadgen.ranges import unread_problem
     from pytest_mlperf.loadgen.settings import SettingsError, check_overrides
 
     try:
-        return check_overrides(settings, opt.flag)
+        checked = check_overrides(settings, opt.flag)
     except SettingsError as exc:
         raise pytest.UsageError(f"{exc} (ini {opt.ini})") from None
+    problem = unread_problem(checked, tuple(s.value for s in scenarios), f"{opt.flag} (ini {opt.ini})")
+    if problem:
+        raise pytest.UsageError(problem)
+    return checked
+
+
+def _user_conf(opt: Option, path: Path) -> Path:
+    """Every line of the user.conf one loadgen applies (docs/reliability.md)."""
+    from pytest_mlperf.loadgen.settings import SettingsError
+    from pytest_mlperf.loadgen.userconf import check_user_conf
+
+    try:
+        check_user_conf(path)
+    except SettingsError as exc:
+        raise pytest.UsageError(f"{opt.flag} (ini {opt.ini}): {exc}") from None
+    return path
+
+
+def _output(opt: Option, path: Path) -> Path:
+    """A folder the logs can go to: an existing writable folder, or one that can be made."""
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        what = "is a file" if existing == path else f"lies under the file {existing}"
+        raise _usage(opt, str(path), f"{path} {what}; name a folder")
+    import os
+
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise _usage(opt, str(path), f"cannot write to {existing}; name a folder you can write to")
+    return path
+
+
+def _endpoint_options(config: pytest.Config, o: Callable[[str], Option], raw: Callable[[Option], Any],
+                      backend: str) -> dict[str, Any]:
+    """A served model: endpoints, its name there, the API key's variable, the timeout. With
+    endpoints and no --mlperf-backend on the command line, the backend is ``openai``."""
+    values: dict[str, Any] = {}
+    endpoints = []
+    if raw(o("endpoint")):
+        from pytest_mlperf.backends.openai import normalize_endpoint
+    for url in raw(o("endpoint")):
+        try:
+            endpoints.append(normalize_endpoint(url))
+        except ValueError as exc:
+            raise _usage(o("endpoint"), url, str(exc)) from None
+    values["endpoints"] = tuple(dict.fromkeys(endpoints))
+    served = (raw(o("served-model")) or "").strip()
+    if endpoints and not served:
+        raise _usage(o("served-model"), served, "--mlperf-endpoint needs the name the servers "
+                     "serve the model under (see GET <endpoint>/v1/models)")
+    if served and not endpoints:
+        raise _usage(o("served-model"), served, "it names the model at --mlperf-endpoint, and "
+                     "no endpoint is given")
+    values["served_model"] = served or None
+    env = (raw(o("api-key-env")) or "").strip()
+    if env and not env.replace("_", "").isalnum():
+        raise _usage(o("api-key-env"), env, "expected the NAME of an environment variable")
+    values["api_key_env"] = env or None
+    timeout = raw(o("endpoint-timeout"))
+    try:
+        values["endpoint_timeout"] = float(timeout)
+    except ValueError:
+        values["endpoint_timeout"] = 0.0
+    if values["endpoint_timeout"] <= 0:
+        raise _usage(o("endpoint-timeout"), timeout, "expected a positive number of seconds")
+    if endpoints and backend == "hf" and config.getoption(o("backend").ini) is None:
+        values["backend"] = "openai"
+    return values

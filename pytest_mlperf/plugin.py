@@ -23,7 +23,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from pytest_mlperf import backends, fixtures
+    from pytest_mlperf import devices
+
+    devices.pin(config)  # an xdist worker: CUDA_VISIBLE_DEVICES before anything loads an engine
+    from pytest_mlperf import backends, fixtures, gating
 
     config.addinivalue_line("markers", MARKER_HELP)
     config.stash[stash.OPTIONS] = options.parse(config)
@@ -31,10 +34,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(fixtures, "mlperf-fixtures")
     config.pluginmanager.register(backends, "mlperf-backends")
     config.pluginmanager.register(_RecordCollector(config), "mlperf-records")
-    if config.pluginmanager.hasplugin("html"):
-        from pytest_mlperf.report import html
+    from pytest_mlperf.report import hooks as report_hooks
 
-        config.pluginmanager.register(html.HtmlReport(), "mlperf-html")
+    report_hooks.register(config)  # live progress, status files, HTML, JSON, CI files, submission
+    gating.register(config)  # thresholds from the command line, stored sessions, comparisons
+    devices.register(config)  # under xdist: workers pinned to devices, benchmarks grouped
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -78,6 +82,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.stash[stash.SPEC] = _spec(marker, item.nodeid)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    from pytest_mlperf import preflight
+
+    # On the selected tests: scenarios declared, backend known, engine arguments it takes.
+    preflight.check_collection(session)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if stash.SPEC in item.stash:
+        from pytest_mlperf import preflight
+
+        preflight.raise_deferred(item.config)  # an xdist worker's collection check, before skips
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Any:
     result = item.stash.get(stash.RESULT, None)
@@ -85,6 +104,9 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
         return (yield)
     # The benchmark runs here, in the call phase, before the test body reads its result.
     result.execute()
+    from pytest_mlperf.gating import after_run
+
+    after_run(item, result)  # repeats, peak search, TEST06 into the record; regression gates
     item.config.hook.pytest_mlperf_result(item=item, record=result.record)
     outcome = yield
     if not result.verdict.passed:
@@ -100,6 +122,25 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         # JSON crosses xdist, and the controller writes the summaries.
         record.attach(item, result.record)
     return (yield)
+
+
+def pytest_keyboard_interrupt() -> None:
+    from pytest_mlperf import engines
+
+    engines.INTERRUPTED.set()  # engines closing now get seconds, not the engine timeout
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from pytest_mlperf import bounded
+
+    session.config.stash[bounded.EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from pytest_mlperf import bounded
+
+    bounded.exit_if_unsafe(config)  # a loadgen run left going after a Ctrl-C; reports are written
 
 
 class _RecordCollector:
@@ -118,8 +159,6 @@ class _RecordCollector:
         records = self._config.stash[stash.RECORDS]
         if not records:
             return
-        from pytest_mlperf.report.terminal import summary_lines
+        from pytest_mlperf.report.terminal import write_summary
 
-        terminalreporter.section("MLPerf results")
-        for line in summary_lines(records):
-            terminalreporter.write_line(line)
+        write_summary(terminalreporter, self._config, records)

@@ -64,6 +64,9 @@ class System:
     commit: str | None = None
     #: what the backend's describe() said beyond the keys above
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the accelerator ids this process was given (``CUDA_VISIBLE_DEVICES``; an xdist
+    #: worker's share under ``-n``), empty when nothing restricted them
+    devices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,50 @@ class Timings:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """One loadgen run among several behind one record (``--mlperf-repeat``, a peak search)."""
+
+    outdir: str
+    validity: str | None = None
+    invalid_reason: str | None = None
+    #: Server/Interactive: the target QPS this run asked loadgen for
+    target_qps: float | None = None
+    figures: Figures = field(default_factory=Figures)
+    wall_s: float = 0.0
+    backend_error: str | None = None
+
+
+@dataclass(frozen=True)
+class PeakSearch:
+    """``--mlperf-find-peak``: the highest target QPS loadgen called VALID, and every run made."""
+
+    #: the highest VALID target QPS (None: none was VALID)
+    peak_qps: float | None
+    #: the lowest INVALID target QPS above it (None: none was tried)
+    invalid_qps: float | None
+    tolerance: str
+    seconds: float
+    attempts: tuple[Attempt, ...] = ()
+    #: why the search fell short of the tolerance (no VALID rate, no INVALID one, ...)
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Compliance:
+    """A compliance test run beside the benchmark (TEST06: an audit run and its checks)."""
+
+    test: str
+    passed: bool
+    #: check -> "True", "False" or "Skipped", as ``verify_accuracy.txt`` says them
+    checks: dict[str, str] = field(default_factory=dict)
+    #: what failed, per sample (first few)
+    failures: tuple[str, ...] = ()
+    samples: int = 0
+    #: the audit run's folder: its loadgen logs and ``verify_accuracy.txt``
+    outdir: str = ""
+
+
+@dataclass(frozen=True)
 class BenchmarkRecord:
     benchmark: str
     scenario: str  # vocabulary.Scenario value
@@ -211,6 +258,12 @@ class BenchmarkRecord:
     timings: Timings = field(default_factory=Timings)
     nodeid: str = ""
     schema_version: int = SCHEMA_VERSION
+    #: ``--mlperf-repeat``: every run; ``figures`` are their medians
+    repeats: tuple[Attempt, ...] = ()
+    #: ``--mlperf-find-peak``: the search; ``figures`` and ``run`` are the peak run's
+    peak: PeakSearch | None = None
+    #: ``--mlperf-compliance``: the audit runs and their checks
+    compliance: tuple[Compliance, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict (``json.dumps`` takes it as it is)."""
@@ -283,6 +336,12 @@ def flat_properties(record: BenchmarkRecord) -> dict[str, Any]:
     if record.accuracy is not None and record.accuracy.scored:
         for name in ("rouge1", "rouge2", "rougeL", "rougeLsum", "gen_len", "gen_num"):
             props[name] = getattr(record.accuracy, name)
+    if record.repeats:
+        props["repeats"] = len(record.repeats)
+    if record.peak is not None and record.peak.peak_qps is not None:
+        props["peak_qps"] = record.peak.peak_qps
+    for check in record.compliance:
+        props[check.test] = "passed" if check.passed else "failed"
     return props
 
 

@@ -112,6 +112,7 @@ def spec_from_marker(marker: pytest.Mark, where: str) -> BenchmarkSpec:
     if not isinstance(benchmark, str) or not benchmark:
         raise SpecError(f"{where}: the mlperf marker needs benchmark='llama3.1-8b' (or another mlperf.conf model)")
     scenarios = _scenarios(kwargs.get("scenarios", ("Offline",)), where)
+    _known_benchmark(benchmark, scenarios, where)
     ratio = kwargs.get("rouge_ratio")
     if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1):
         raise SpecError(f"{where}: mlperf marker rouge_ratio must be a number in (0, 1], got {ratio!r}")
@@ -121,7 +122,7 @@ def spec_from_marker(marker: pytest.Mark, where: str) -> BenchmarkSpec:
         rouge_ratio=None if ratio is None else float(ratio),
         baseline=_baseline(kwargs.get("baseline"), where),
         thresholds=_thresholds(kwargs, scenarios, where),
-        settings=_settings(kwargs.get("settings"), where),
+        settings=_settings(kwargs.get("settings"), scenarios, where),
         engine_args=_engine_args(kwargs.get("engine_args"), where),
     )
 
@@ -223,15 +224,43 @@ def _baseline(raw: Any, where: str) -> str | Mapping[str, float] | None:
     return dict(raw)
 
 
-def _settings(raw: Any, where: str) -> dict[str, Any]:
+def _settings(raw: Any, scenarios: tuple[Scenario, ...], where: str) -> dict[str, Any]:
     if not raw:
         return {}
+    from pytest_mlperf.loadgen.ranges import unread_problem
     from pytest_mlperf.loadgen.settings import SettingsError, check_overrides
 
     try:
-        return check_overrides(raw, f"{where}: mlperf marker settings")
+        checked = check_overrides(raw, f"{where}: mlperf marker settings")
     except SettingsError as exc:
         raise SpecError(str(exc)) from None
+    problem = unread_problem(checked, tuple(s.value for s in scenarios), f"{where}: mlperf marker settings")
+    if problem:
+        raise SpecError(problem)
+    return checked
+
+
+def _known_benchmark(benchmark: str, scenarios: tuple[Scenario, ...], where: str) -> None:
+    """The benchmark must be a model of loadgen's mlperf.conf in every declared scenario, or
+    loadgen runs it on defaults and calls it VALID."""
+    import difflib
+
+    from pytest_mlperf.loadgen.settings import conf_model
+    from pytest_mlperf.loadgen.userconf import known_models
+
+    models = known_models()
+    if not models:
+        return
+    for scenario in scenarios:
+        key = conf_model(benchmark, scenario)
+        if key not in models:
+            names = sorted({m.replace("_", ".") for m in models if not m.endswith("-interactive")})
+            close = difflib.get_close_matches(benchmark, names, n=3)
+            hint = f"; did you mean {' or '.join(close)}?" if close else f"; known: {', '.join(names)}"
+            what = "" if key == benchmark.replace(".", "_") else f" (for {scenario.value}: '{key}')"
+            raise SpecError(f"{where}: mlperf marker benchmark='{benchmark}' is not a model of "
+                            f"loadgen's mlperf.conf{what}, so loadgen would run it on default "
+                            f"settings{hint}")
 
 
 def _engine_args(raw: Any, where: str) -> dict[str, Any]:

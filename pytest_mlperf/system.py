@@ -5,6 +5,7 @@ engine (package metadata, ``nvidia-smi``, ``/proc/cpuinfo``, ``git``), once per 
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import socket
 import subprocess
@@ -81,6 +82,13 @@ def device() -> Device:
                   cuda=_cuda_version() if gpus else None)
 
 
+def visible_devices() -> tuple[str, ...]:
+    """``CUDA_VISIBLE_DEVICES`` as this process has it now (an xdist worker: its share, set by
+    :mod:`pytest_mlperf.devices` before any engine loads); empty when unset."""
+    raw = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return tuple(d.strip() for d in raw.split(",") if d.strip()) if raw else ()
+
+
 @functools.cache
 def git_commit(root: str) -> str | None:
     """The commit checked out at ``root`` (``+dirty`` with uncommitted changes), else None."""
@@ -108,6 +116,7 @@ def describe_system(*, backend: str, backend_info: dict[str, Any], model: str, k
         engine_args={str(k): _jsonable(v) for k, v in dict(engine_args).items()},
         device=device(), host=socket.gethostname(), versions=versions(),
         commit=git_commit(str(root)), extra={str(k): _jsonable(v) for k, v in extra.items()},
+        devices=visible_devices(),
     )
 
 

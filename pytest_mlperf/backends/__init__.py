@@ -20,6 +20,7 @@ from pytest_mlperf.vocabulary import Scenario
 BUILTIN: Mapping[str, str] = {
     "hf": "pytest_mlperf.backends.hf:HFBackend",
     "vllm": "pytest_mlperf.backends.vllm_backend:VllmBackend",
+    "openai": "pytest_mlperf.backends.openai:OpenAIBackend",
 }
 ENTRY_POINT_GROUP = "pytest_mlperf.backends"
 
@@ -53,6 +54,9 @@ def pytest_mlperf_make_backend(
     cls = backend_class(name)
     if cls is None:
         return None
+    from_config = getattr(cls, "from_config", None)  # a backend with options of its own
+    if from_config is not None:
+        return from_config(config, system, engine_args, generation, tokenizer)
     return cls(system, engine_args, generation, tokenizer)
 
 

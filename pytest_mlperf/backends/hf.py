@@ -18,14 +18,18 @@ token for token. ``--mlperf-engine-arg threads=2`` takes the idle machine's spee
 from __future__ import annotations
 
 import queue
+import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pytest_mlperf import cpu
+from pytest_mlperf.backends import weights
 from pytest_mlperf.backends.base import Backend, Query, Responder
 
 _STOP = object()
+#: dtype engine argument values (torch dtype names)
+_DTYPES = ("float32", "float16", "bfloat16", "float64", "float", "half", "double")
 
 
 class HFBackend(Backend):
@@ -41,25 +45,39 @@ class HFBackend(Backend):
                 f"the hf backend loads a local model folder; {self.system.label()} is a served "
                 "model (endpoints): use a backend for served endpoints (e.g. 'openai')"
             )
+        problems = self.check_engine_args(self.engine_args)
+        if problems:
+            raise ValueError("; ".join(problems))
         path = self.system.path
         args = dict(self.engine_args)
         self._batch_size = int(args.pop("batch_size", 32))
         threads = args.pop("threads", None)
         device = args.pop("device", "cuda" if torch.cuda.is_available() else "cpu")
         dtype = args.pop("dtype", "float32" if device == "cpu" else "bfloat16")
+        load_format = str(args.pop("load_format", "auto"))
         config = AutoConfig.from_pretrained(path)
         self._torch = torch
         self._device = torch.device(device)
         #: torch's thread count on the generating thread; None leaves torch's default
         self.threads = generation_threads(threads, self._device.type)
-        self._model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=getattr(torch, str(dtype)), **args
-        ).to(self._device).eval()
+        if load_format == weights.DUMMY:  # random weights, on purpose
+            model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, str(dtype)), **args)
+        else:
+            model, info = AutoModelForCausalLM.from_pretrained(
+                path, dtype=getattr(torch, str(dtype)), output_loading_info=True, **args
+            )
+            problem = weights.loading_problem(path, info)
+            if problem:
+                raise weights.WeightsError(problem)
+        self._model = model.to(self._device).eval()
+        self._cancel = threading.Event()
         #: the engine arguments in effect, for ``describe()`` (threads None: torch's default)
         self.effective_args: dict[str, Any] = {
             "batch_size": self._batch_size, "threads": self.threads,
             "device": str(self._device), "dtype": str(dtype), **args,
         }
+        if load_format != "auto":
+            self.effective_args["load_format"] = load_format
         eos = self.generation.eos_token_ids or _as_tuple(config.eos_token_id)
         self._eos = tuple(int(e) for e in eos)
         pad = getattr(config, "pad_token_id", None)
@@ -74,9 +92,30 @@ class HFBackend(Backend):
 
     def close(self) -> None:
         if getattr(self, "_worker", None) is not None:
+            self._cancel.set()  # a batch generating now stops at its next token
             self._pending.put(_STOP)
             self._worker.join(timeout=60)
             self._worker = None
+
+    @classmethod
+    def check_engine_args(cls, engine_args: Mapping[str, Any]) -> list[str]:
+        """What is wrong with the backend's own engine arguments, checked before the model
+        loads (the rest go to ``from_pretrained``, which names what it does not take)."""
+        problems = []
+        for name in ("batch_size", "threads"):
+            value = engine_args.get(name)
+            if value is not None and (type(value) is not int or value < 1):
+                problems.append(f"{name}={value!r} must be a positive integer")
+        dtype = engine_args.get("dtype")
+        if dtype is not None and str(dtype) not in _DTYPES:
+            problems.append(f"dtype={dtype!r} is not one of {', '.join(_DTYPES)}")
+        device = engine_args.get("device")
+        if device is not None and not re.fullmatch(r"(cpu|cuda|xpu|mps|hpu)(:\d+)?", str(device)):
+            problems.append(f"device={device!r} is not a torch device (cpu, cuda, cuda:1, ...)")
+        load_format = engine_args.get("load_format")
+        if load_format is not None and str(load_format) not in ("auto", weights.DUMMY):
+            problems.append(f"load_format={load_format!r} is not auto or {weights.DUMMY}")
+        return problems
 
     def describe(self) -> dict[str, Any]:
         import torch
@@ -148,6 +187,8 @@ class HFBackend(Backend):
             ids[row, width - len(q.prompt) :] = torch.tensor(list(q.prompt), dtype=torch.long)
             mask[row, width - len(q.prompt) :] = 1
         streamer = _FirstTokenStreamer(batch)
+        from transformers import StoppingCriteriaList
+
         with torch.inference_mode():
             out = self._model.generate(
                 input_ids=ids.to(self._device),
@@ -158,10 +199,26 @@ class HFBackend(Backend):
                 eos_token_id=list(self._eos),
                 pad_token_id=self._pad,
                 streamer=streamer,
+                stopping_criteria=StoppingCriteriaList([_Cancelled(self._cancel)]),
             )
+        if self._cancel.is_set():
+            raise RuntimeError("the hf backend was closed while generating")
         new = out[:, width:].tolist()
         for row, (q, responder) in enumerate(batch):
             responder.complete(q, _until_eos(new[row], self._eos))
+
+
+class _Cancelled:
+    """transformers stopping criterion: every row stops once the backend is closing."""
+
+    def __init__(self, cancel: threading.Event) -> None:
+        self._cancel = cancel
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        return torch.full((input_ids.shape[0],), self._cancel.is_set(), dtype=torch.bool,
+                          device=input_ids.device)
 
 
 class _FirstTokenStreamer:

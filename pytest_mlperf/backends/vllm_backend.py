@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_mlperf import cpu
+from pytest_mlperf.backends import weights
 from pytest_mlperf.backends.base import Backend, GenerationConfig, Query, Responder, SystemSpec
 from pytest_mlperf.vocabulary import Scenario
 
@@ -141,6 +142,15 @@ class VllmBackend(Backend):
                 f"the vllm backend loads a local model folder; {self.system.label()} is a "
                 "served model (endpoints): use a backend for served endpoints (e.g. 'openai')"
             )
+        problems = self.check_engine_args(self.engine_args)
+        if problems:
+            raise ValueError("; ".join(problems))
+        if not weights.wants_dummy(self.engine_args):
+            # vLLM fills weights a checkpoint lacks at random, without a word (measured: a
+            # Qwen2 config over Llama weights, an untied head): check before it loads.
+            problem = weights.checkpoint_problem(self.system.path)
+            if problem:
+                raise weights.WeightsError(problem)
         self.kwargs = engine_kwargs(self.system.path, self.engine_args)
         apply_environment()
         self._offline_params = sampling_params(self.generation)
@@ -177,6 +187,31 @@ class VllmBackend(Backend):
             self._stop_llm()
             self._stop_async()
         self._scenario = None
+
+    @classmethod
+    def check_engine_args(cls, engine_args: Mapping[str, Any]) -> list[str]:
+        """Engine arguments ``AsyncEngineArgs`` does not have, or of another type than its
+        default, checked before any engine loads (vLLM itself says so only as it starts)."""
+        import dataclasses
+
+        from vllm.engine.arg_utils import AsyncEngineArgs
+
+        from pytest_mlperf.preflight import engine_arg_problems
+
+        fields = {f.name: f for f in dataclasses.fields(AsyncEngineArgs) if f.name != "model"}
+        problems = engine_arg_problems(engine_args, list(fields), cls.name)
+        for name, value in engine_args.items():
+            field = fields.get(name)
+            default = getattr(field, "default", None) if field is not None else None
+            if default is None or default is dataclasses.MISSING or value is None:
+                continue
+            kind = type(default)
+            if kind is bool and not isinstance(value, bool):
+                problems.append(f"{name}={value!r} must be true or false")
+            elif kind in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                           or (kind is int and isinstance(value, float))):
+                problems.append(f"{name}={value!r} must be {'an integer' if kind is int else 'a number'}")
+        return problems
 
     # -- runs -------------------------------------------------------------------------------
     def issue(self, queries: Sequence[Query], responder: Responder) -> None:

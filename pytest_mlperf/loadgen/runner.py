@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pytest_mlperf.backends.base import Backend
+from pytest_mlperf.loadgen.budget import MARGIN_S
 from pytest_mlperf.loadgen.logs import DetailLog, LogError, read_detail
-from pytest_mlperf.loadgen.settings import SettingsPlan
+from pytest_mlperf.loadgen.settings import SettingsError, SettingsPlan, conf_values
 from pytest_mlperf.loadgen.sut import LoadgenResponder, LoadgenSUT, Progress
 from pytest_mlperf.record import Distribution, Figures, Run
 from pytest_mlperf.vocabulary import Mode, Scenario
@@ -59,6 +60,12 @@ class RunResult:
     wall_seconds: float = 0.0
     output_tokens: int = 0
     loadgen_version: str | None = None
+    #: the run was ended by its time limit (``backend_error`` says which)
+    timed_out: bool = False
+    #: settings the user made that loadgen ran with another value (each names its source)
+    settings_not_applied: tuple[str, ...] = ()
+    #: user.conf values a higher source overrode
+    settings_notes: tuple[str, ...] = ()
 
     @property
     def accuracy_log(self) -> Path:
@@ -110,6 +117,15 @@ def _result_from_log(log: DetailLog) -> tuple[str | None, str | None, Figures, d
     return log.get("result_validity"), (reason.strip() if reason else None), figures_from_log(log), flags
 
 
+#: what loadgen logs for each empty answer of a streaming run (the bridge's, to a failed run)
+_EMPTY_ANSWER = "attempted to record 0 as number of tokens"
+#: after a Ctrl-C, how long the run may take to end once every query is answered (Offline and
+#: SingleStream end at once; a Server run's schedule may go on, and is then abandoned)
+INTERRUPT_GRACE_S = 5.0
+#: after the time limit, how long loadgen may take to end once every query is answered
+STOP_GRACE_S = 30.0
+
+
 def run_loadgen(
     *,
     plan: SettingsPlan,
@@ -124,37 +140,71 @@ def run_loadgen(
     """Run loadgen once over ``prompts`` (the QSL, by index) into ``outdir``.
 
     The folder must be new: loadgen appends to existing logs, and earlier runs are never
-    overwritten. A backend that raises or reports failure ends the run early with every
-    outstanding query answered empty; the logs are kept and the error is in the result.
-    ``timeout_s`` does the same for an engine that hangs: past it, the run is failed.
-    ``on_progress`` is called every ``progress_interval_s`` seconds on a thread of its own
-    while the run goes on, and once at its end, with the bridge's :class:`Progress`.
+    overwritten. A backend that raises, reports failure or breaks the responder's contract
+    ends the run early with every outstanding query answered empty; the logs are kept and the
+    error is in the result. ``timeout_s`` (default: derived from the effective settings, see
+    :mod:`~pytest_mlperf.loadgen.budget`) does the same for an engine that hangs. A Ctrl-C
+    ends the run the same way and raises KeyboardInterrupt once loadgen returned (or after
+    :data:`INTERRUPT_GRACE_S`, leaving it to finish in the background). ``on_progress`` is
+    called every ``progress_interval_s`` seconds on a thread of its own while the run goes
+    on, and once at its end, with the bridge's :class:`Progress`.
     """
     import mlperf_loadgen as lg
 
+    from pytest_mlperf import bounded
+    from pytest_mlperf.loadgen.budget import check_limit, run_budget
+    from pytest_mlperf.modelinfo import model_limits
+
     if mode is Mode.BOTH:
         raise ValueError("run_loadgen runs one mode at a time")
-    outdir.mkdir(parents=True, exist_ok=False)
+    busy = bounded.abandoned(unsafe_only=True)
+    if busy:
+        raise RuntimeError(f"{busy[0]} still runs in the background; loadgen runs one test at a time")
     settings = plan.build(mode)
+    budget = run_budget(settings, plan.scenario, mode, plan.total_count)
+    if timeout_s:
+        problem = check_limit(budget, timeout_s, "--mlperf-run-timeout")
+        if problem:
+            raise SettingsError(problem)
+        limit, why = timeout_s, "--mlperf-run-timeout"
+    else:
+        limit, why = budget.timeout_s, f"the default limit, 2 x {budget.expected_s:.0f} s + {MARGIN_S:g} s ({budget.basis})"
+    outdir.mkdir(parents=True, exist_ok=False)
     backend.prepare(plan.scenario)
     log_settings = lg.LogSettings()
     log_settings.log_output.outdir = str(outdir)
     log_settings.log_output.copy_summary_to_stdout = False
     log_settings.enable_trace = False
 
+    limits = model_limits(getattr(backend.system, "path", None))
     responder = LoadgenResponder(
-        lg, first_token_required=plan.scenario.streaming and bool(settings.use_token_latencies)
+        lg, first_token_required=plan.scenario.streaming and bool(settings.use_token_latencies),
+        vocab_size=limits.vocab_size if limits else None,
     )
     sut = LoadgenSUT(lg, backend, prompts, responder)
     qsl = lg.ConstructQSL(plan.total_count, plan.performance_count, lambda _: None, lambda _: None)
-    watchdog = None
-    if timeout_s:
-        watchdog = threading.Timer(
-            timeout_s,
-            lambda: responder.fail(TimeoutError(f"the run did not finish within {timeout_s:g} s")),
-        )
-        watchdog.daemon = True
-        watchdog.start()
+    timed_out = threading.Event()
+    finished = threading.Event()
+    stop_watching = threading.Event()
+
+    def watch() -> None:
+        """The time limit; a default one is remade from what loadgen logs it laid out."""
+        nonlocal limit, why
+        refine = not timeout_s
+        while not stop_watching.wait(0.25):
+            elapsed = time.perf_counter() - started
+            if refine and elapsed >= 0.5:
+                logged = _logged_budget(outdir, plan.scenario, mode)
+                if logged is not None:
+                    refine = False
+                    limit = logged.timeout_s
+                    why = f"the default limit, 2 x {logged.expected_s:.0f} s + {MARGIN_S:g} s ({logged.basis})"
+            if elapsed >= limit:
+                timed_out.set()
+                responder.fail(TimeoutError(f"the run did not finish within {limit:g} s ({why})"))
+                return
+
+    watchdog = threading.Thread(target=watch, name="mlperf-watchdog", daemon=True)
     reporter = None
     done = threading.Event()
     if on_progress is not None:
@@ -164,38 +214,76 @@ def run_loadgen(
 
         reporter = threading.Thread(target=report, name="mlperf-progress", daemon=True)
         reporter.start()
+    crashed: list[BaseException] = []
+
+    def start_test() -> None:
+        try:
+            # A stray audit.config in the working directory would silently turn this into a
+            # compliance run: loadgen only reads the file named here, which never exists.
+            lg.StartTestWithLogSettings(
+                sut.handle, qsl, settings, log_settings, str(outdir / "audit.config.unused")
+            )
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+            crashed.append(exc)
+        finally:
+            finished.set()
+
+    # loadgen's test runs on this thread of its own, so that this one stays free for the
+    # time limit and for a Ctrl-C (Python delivers signals to the main thread only).
+    thread = threading.Thread(target=start_test, name="mlperf-loadgen", daemon=True)
     started = time.perf_counter()
+    watchdog.start()
+    thread.start()
+    interrupted = False
+    ended = True
     try:
-        # A stray audit.config in the working directory would silently turn this into a
-        # compliance run: loadgen only reads the file named here, which never exists.
-        lg.StartTestWithLogSettings(
-            sut.handle, qsl, settings, log_settings, str(outdir / "audit.config.unused")
-        )
+        ended = _wait(finished, timed_out)
+    except KeyboardInterrupt:
+        interrupted = True
+        responder.fail(KeyboardInterrupt("interrupted (Ctrl-C)"))
+        ended = bounded.wait(finished, INTERRUPT_GRACE_S)
     finally:
         wall = time.perf_counter() - started
+        stop_watching.set()
         done.set()
-        if reporter is not None:
-            reporter.join()
-            on_progress(responder.progress())  # type: ignore[misc]
-        if watchdog is not None:
-            watchdog.cancel()
-        lg.DestroyQSL(qsl)
-        sut.destroy()
+        if not ended:
+            bounded.abandon(thread, f"the loadgen run in {outdir}", unsafe_at_exit=True)
+        else:
+            responder.close()
+            if reporter is not None:
+                reporter.join()
+                on_progress(responder.progress())  # type: ignore[misc]
+            lg.DestroyQSL(qsl)
+            sut.destroy()
+    if interrupted:
+        raise KeyboardInterrupt(f"loadgen run interrupted; logs so far in {outdir}")
+    if crashed:
+        raise crashed[0]
+    if not ended:
+        return RunResult(
+            outdir=outdir, scenario=plan.scenario, mode=mode, settings={},
+            loadgen_errors=(f"loadgen did not end within {STOP_GRACE_S:g} s of every query being "
+                            "answered; it was left running in the background",),
+            backend_error=_error_text(responder.error), wall_seconds=wall,
+            output_tokens=responder.output_tokens, timed_out=True,
+        )
 
-    backend_error = None
-    if responder.error is not None:
-        backend_error = "".join(
-            traceback.format_exception_only(type(responder.error), responder.error)
-        ).strip()
+    backend_error = _error_text(responder.error)
     try:
         log = read_detail(outdir / "mlperf_log_detail.txt")
     except LogError as exc:
         return RunResult(
             outdir=outdir, scenario=plan.scenario, mode=mode, settings={},
             loadgen_errors=(str(exc),), backend_error=backend_error, wall_seconds=wall,
-            output_tokens=responder.output_tokens,
+            output_tokens=responder.output_tokens, timed_out=timed_out.is_set(),
         )
     validity, reason, figures, flags = _result_from_log(log)
+    problems, notes = settings_applied(plan, log)
+    errors = log.errors
+    if responder.error is not None:
+        # the bridge's own empty answers to a failed run: loadgen counts them as errors of
+        # their own, which would bury the engine's error under a dozen copies of this one
+        errors = tuple(e for e in errors if _EMPTY_ANSWER not in e)
     return RunResult(
         outdir=outdir,
         scenario=plan.scenario,
@@ -205,9 +293,77 @@ def run_loadgen(
         invalid_reason=reason if mode is Mode.PERFORMANCE else None,
         figures=figures if mode is Mode.PERFORMANCE else Figures(),
         flags=flags if mode is Mode.PERFORMANCE else {},
-        loadgen_errors=log.errors,
+        loadgen_errors=errors,
         backend_error=backend_error,
         wall_seconds=wall,
         output_tokens=responder.output_tokens,
         loadgen_version=log.get("loadgen_version"),
+        timed_out=timed_out.is_set(),
+        settings_not_applied=problems,
+        settings_notes=notes,
     )
+
+
+def _logged_budget(outdir: Path, scenario: Scenario, mode: Mode) -> Any:
+    from pytest_mlperf.loadgen.budget import logged_budget
+
+    try:
+        return logged_budget(read_detail(outdir / "mlperf_log_detail.txt"), scenario, mode)
+    except (LogError, OSError):
+        return None  # not written yet
+
+
+def _wait(finished: threading.Event, timed_out: threading.Event) -> bool:
+    """Wait for loadgen to end; False when it has not, :data:`STOP_GRACE_S` after the time
+    limit answered every query (a Ctrl-C raises KeyboardInterrupt at once)."""
+    from pytest_mlperf import bounded
+
+    while not bounded.wait(finished, 1.0):
+        if timed_out.is_set() and not bounded.wait(finished, STOP_GRACE_S):
+            return False
+    return True
+
+
+def _error_text(error: BaseException | None) -> str | None:
+    if error is None:
+        return None
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+#: TestSettings fields whose detail-log key is not ``requested_<field>``
+_REQUESTED_KEY = {"ttft_latency": "requested_server_ttft_latency",
+                  "tpot_latency": "requested_server_tpot_latency"}
+
+
+def settings_applied(plan: SettingsPlan, log: DetailLog) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Whether every setting the user made took effect, by the detail log's ``requested_*``
+    keys (what loadgen was given): ``(problems, notes)``. A problem is a setting loadgen ran
+    with another value; a note a user.conf value that a higher source overrode. A setting the
+    log does not show for this scenario (``server_target_qps`` in Offline) is not one."""
+    problems, notes = [], []
+    user = plan.user_values()
+    for name, (value, source) in user.items():
+        if name == "performance_sample_count_override" and value == 0:
+            continue  # 0: every sample of the QSL, which is what loadgen is given
+        logged = log.get(_REQUESTED_KEY.get(name, f"requested_{name}"))
+        if logged is None or _same(logged, value):
+            continue
+        problems.append(f"{name} = {value!r} ({source}) did not take effect: loadgen ran with {logged!r}")
+    if plan.user_conf is not None:
+        name = plan.scenario.loadgen_name
+        conf = conf_values(plan.model_key, name, plan.profile_values(), plan.user_conf)
+        without = conf_values(plan.model_key, name, plan.profile_values(), None)
+        for key, conf_value in conf.items():
+            if without.get(key) == conf_value or key not in user:
+                continue
+            value, source = user[key]
+            if source != str(plan.user_conf) and not _same(value, conf_value):
+                notes.append(f"{plan.user_conf}: {key} = {conf_value!r} is overridden by {source} ({key} = {value!r})")
+    return tuple(problems), tuple(notes)
+
+
+def _same(logged: Any, value: Any) -> bool:
+    if isinstance(logged, (int, float)) and isinstance(value, (int, float)):
+        return math.isclose(float(logged), float(value), rel_tol=1e-9, abs_tol=1e-12)
+    return bool(logged == value)

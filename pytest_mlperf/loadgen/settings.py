@@ -163,24 +163,70 @@ class SettingsPlan:
         return values
 
     def build(self, mode: Mode) -> Any:
-        """A loadgen ``TestSettings`` for one run in ``mode`` (performance or accuracy)."""
+        """A loadgen ``TestSettings`` for one run in ``mode`` (performance or accuracy).
+        :class:`SettingsError` names every setting loadgen could not survive, or that names
+        a model loadgen does not know, before loadgen sees any of them."""
         import mlperf_loadgen as lg
 
+        from pytest_mlperf.loadgen.ranges import check_run
+        from pytest_mlperf.loadgen.userconf import known_models
+
+        models = known_models()
+        if models and self.model_key not in models:
+            raise SettingsError(
+                f"benchmark '{self.benchmark}': loadgen's mlperf.conf has no model "
+                f"'{self.model_key}' for {self.scenario.value}, so every setting would be a default"
+            )
         settings = lg.TestSettings()
         settings.scenario = getattr(lg.TestScenario, self.scenario.loadgen_name)
         base = conf_values(self.model_key, self.scenario.loadgen_name, self.profile_values(), self.user_conf)
         _apply(settings, base, "mlperf.conf/user.conf")
         _apply(settings, self.marker_overrides, "the mlperf marker")
         _apply(settings, self.cli_overrides, "--mlperf-setting")
+        user = self.user_values()
         # loadgen issues this many distinct samples; more than the QSL holds is an error there.
-        if settings.performance_sample_count_override == 0 or (
-            settings.performance_sample_count_override > self.performance_count
-        ):
+        requested = settings.performance_sample_count_override
+        problems = []
+        if requested > self.performance_count and "performance_sample_count_override" in user:
+            problems.append(
+                f"performance_sample_count_override = {requested} "
+                f"({user['performance_sample_count_override'][1]}) is more than the "
+                f"{self.performance_count} performance samples of the QSL "
+                "(--mlperf-performance-samples, --mlperf-total-samples, the data set's size)"
+            )
+        if requested == 0 or requested > self.performance_count:
             settings.performance_sample_count_override = self.performance_count
+        problems += check_run(
+            snapshot(settings), self.scenario.loadgen_name, total_count=self.total_count,
+            performance_count=self.performance_count,
+            source=lambda name: user[name][1] if name in user else "mlperf.conf/run profile",
+        )
+        if problems:
+            raise SettingsError("; ".join(problems))
         settings.mode = (
             lg.TestMode.AccuracyOnly if mode is Mode.ACCURACY else lg.TestMode.PerformanceOnly
         )
         return settings
+
+    def user_values(self) -> dict[str, tuple[Any, str]]:
+        """The TestSettings fields the user set, each with the value that wins and where it
+        comes from (user.conf, the marker, ``--mlperf-setting``: the last wins)."""
+        out: dict[str, tuple[Any, str]] = {}
+        if self.user_conf is not None:
+            name = self.scenario.loadgen_name
+            without = conf_values(self.model_key, name, self.profile_values(), None)
+            with_conf = conf_values(self.model_key, name, self.profile_values(), self.user_conf)
+            for key, value in with_conf.items():
+                if without.get(key) != value:
+                    out[key] = (value, str(self.user_conf))
+        out.update({k: (v, "the mlperf marker") for k, v in self.marker_overrides.items()})
+        out.update({k: (v, "--mlperf-setting") for k, v in self.cli_overrides.items()})
+        return out
+
+
+def snapshot(settings: Any) -> dict[str, Any]:
+    """Every overridable field of a loadgen ``TestSettings`` and its value."""
+    return {name: getattr(settings, name) for name in setting_fields()}
 
 
 #: TestSettings attributes that are not settings a user may override
@@ -225,6 +271,16 @@ def check_overrides(values: Mapping[str, Any], source: str) -> dict[str, Any]:
 
 
 def _convert(name: str, value: Any, kind: type, source: str) -> Any:
+    from pytest_mlperf.loadgen.ranges import value_problem
+
+    converted = _typed(name, value, kind, source)
+    problem = value_problem(name, converted)
+    if problem:
+        raise SettingsError(f"{source}: {name} = {value!r} {problem}")
+    return converted
+
+
+def _typed(name: str, value: Any, kind: type, source: str) -> Any:
     bad = SettingsError(f"{source}: {name} = {value!r} is not a {kind.__name__} (loadgen's "
                         f"TestSettings.{name} is a {kind.__name__})")
     if kind is bool:

@@ -1,7 +1,19 @@
-"""The bridge between loadgen's callbacks and a :class:`~pytest_mlperf.backends.base.Backend`."""
+"""The bridge between loadgen's callbacks and a :class:`~pytest_mlperf.backends.base.Backend`.
+
+What it guarantees, whatever the backend does (docs/reliability.md):
+
+- loadgen's issue thread never runs backend code: queries go to the backend on a dispatcher
+  thread of their own, so an ``issue()`` that blocks or raises cannot stall loadgen;
+- every query loadgen issued is answered exactly once: an answer the bridge cannot pass on
+  (ids that are not token ids, a second answer, an answer to a query never issued) fails the
+  run, and failing the run answers every query still in flight, empty;
+- once a run is over (:meth:`LoadgenResponder.close`), nothing reaches loadgen any more, so a
+  late answer cannot touch a finished run's memory.
+"""
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Sequence
@@ -11,6 +23,12 @@ from typing import Any
 import numpy as np
 
 from pytest_mlperf.backends.base import Backend, Query
+
+_INT32_MAX = 2**31 - 1
+
+
+class BackendFault(RuntimeError):
+    """The backend broke the responder's contract; the message names the query and what was wrong."""
 
 
 @dataclass(frozen=True)
@@ -34,19 +52,62 @@ class Progress:
         return self.output_tokens / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
+def token_ids(tokens: Any, vocab_size: int | None = None) -> tuple[np.ndarray | None, str | None]:
+    """``tokens`` as loadgen's int32 array, or ``(None, what is wrong with them)``. Never raises:
+    a backend's bad answer must become a failed run, not an exception on its own thread. (On
+    every answer, so the common case costs one reduction: negative ids wrap around as
+    unsigned, and one maximum checks both ends.)"""
+    try:
+        array = np.asarray(tokens)
+    except Exception as exc:  # noqa: BLE001 - ragged or otherwise unconvertible
+        return None, f"token ids that are not a flat list of integers ({type(exc).__name__}: {exc})"
+    if array.ndim != 1:
+        return None, f"token ids shaped {array.shape}, not a flat list"
+    if array.size == 0:
+        return np.zeros(0, dtype=np.int32), None
+    if array.dtype.kind not in "iu":
+        items = list(tokens) if isinstance(tokens, (list, tuple)) else array.tolist()
+        bad = next((t for t in items if type(t) is not int), items[0])
+        return None, f"{bad!r} ({type(bad).__name__}) among its token ids, which must be integers"
+    limit = _INT32_MAX if vocab_size is None else vocab_size - 1
+    if int(array.astype(np.uint64, copy=False).max()) > limit:
+        low, high = int(array.min()), int(array.max())
+        bad = low if low < 0 else high
+        bound = "int32" if vocab_size is None or high > _INT32_MAX else f"the model's vocabulary ({vocab_size} ids)"
+        return None, f"token id {bad} outside {bound}"
+    return array.astype(np.int32), None
+
+
+def _token_id(token_id: Any, vocab_size: int | None) -> str | None:
+    """What is wrong with one token id, or None (the hot path: no numpy)."""
+    if isinstance(token_id, bool) or not isinstance(token_id, (int, np.integer)):
+        return f"{token_id!r} ({type(token_id).__name__}) is not a token id"
+    limit = _INT32_MAX if vocab_size is None else vocab_size - 1
+    if not 0 <= token_id <= limit:
+        bound = "int32" if vocab_size is None or token_id > _INT32_MAX else f"the model's vocabulary ({vocab_size} ids)"
+        return f"token id {token_id} outside {bound}"
+    return None
+
+
 class LoadgenResponder:
     """Answers loadgen for a backend; thread-safe, so engines may call it from any thread.
 
     It keeps the queries in flight so that a broken engine (``fail``) cannot leave loadgen
     waiting forever: every outstanding query is answered empty and the run is marked failed.
+    Every call into loadgen happens under the responder's lock, so an answer and ``fail`` can
+    never both answer one query.
     """
 
-    def __init__(self, lg: Any, *, first_token_required: bool) -> None:
+    def __init__(self, lg: Any, *, first_token_required: bool, vocab_size: int | None = None) -> None:
         self._lg = lg
         self._lock = threading.Lock()
         self._in_flight: dict[int, Query] = {}
         self._first_sent: set[int] = set()
+        #: response ids answered by the backend (a second answer is a fault)
+        self._answered: set[int] = set()
         self._first_token_required = first_token_required
+        self._vocab_size = vocab_size
+        self._closed = False
         self.error: BaseException | None = None
         self.completed = 0
         self.output_tokens = 0
@@ -57,13 +118,19 @@ class LoadgenResponder:
         self._ttft: list[float] = []
         self._tpot: list[float] = []
 
-    def track(self, queries: Sequence[Query]) -> None:
+    def track(self, queries: Sequence[Query]) -> bool:
+        """Queries loadgen just issued. False when the run has failed already: they are then
+        answered here, at once, and must not go to the backend."""
         now = time.perf_counter()
         with self._lock:
+            self.issued += len(queries)
             for q in queries:
                 self._in_flight[q.response_id] = q
                 self._times[q.response_id] = (now, None)
-            self.issued += len(queries)
+            if self.error is None and not self._closed:
+                return True
+            self._answer_empty(list(queries))
+            return False
 
     def progress(self) -> Progress:
         with self._lock:
@@ -73,38 +140,68 @@ class LoadgenResponder:
                             ttft_s=tuple(self._ttft), tpot_s=tuple(self._tpot))
 
     def first_token(self, query: Query, token_id: int) -> None:
+        problem = _token_id(token_id, self._vocab_size)
         with self._lock:
-            if query.response_id not in self._in_flight or query.response_id in self._first_sent:
+            if self.error is not None or self._closed:
+                return  # the run is over or failed: late answers are expected, and dropped
+            rid = query.response_id
+            fault = None if rid in self._in_flight else self._misaddressed(query, "a first token")
+            if fault is None and rid in self._first_sent:
+                fault = f"{_name(query)}: first token reported twice"
+            if fault is None and problem is not None:
+                fault = f"{_name(query)}: first token: {problem}"
+            if fault is None:
+                data = np.asarray([token_id], dtype=np.int32)
+                self._first_sent.add(rid)
+                issued, _ = self._times.get(rid, (None, None))
+                if issued is not None:
+                    self._times[rid] = (issued, time.perf_counter())
+                self._lg.FirstTokenComplete(
+                    [self._lg.QuerySampleResponse(rid, data.ctypes.data, data.nbytes, 1)]
+                )
                 return
-            self._first_sent.add(query.response_id)
-            issued, _ = self._times.get(query.response_id, (None, None))
-            if issued is not None:
-                self._times[query.response_id] = (issued, time.perf_counter())
-        data = np.asarray([token_id], dtype=np.int32)
-        self._lg.FirstTokenComplete(
-            [self._lg.QuerySampleResponse(query.response_id, data.ctypes.data, data.nbytes, 1)]
-        )
+        self.fail(BackendFault(fault))
 
     def complete(self, query: Query, tokens: Sequence[int]) -> None:
+        data, problem = token_ids(tokens, self._vocab_size)
         with self._lock:
-            if self._in_flight.pop(query.response_id, None) is None:
-                return  # already answered (e.g. by fail())
-            needs_first = self._first_token_required and query.response_id not in self._first_sent
-            self._first_sent.discard(query.response_id)
-            self.completed += 1
-            self.output_tokens += len(tokens)
-            self._record_latency(query.response_id, len(tokens))
-        data = np.asarray(tokens, dtype=np.int32)
-        if needs_first:
-            # A streaming scenario must see a first token before completion (loadgen's
-            # accuracy log reads it for every query); this one is honest: its TTFT equals the
-            # full latency, and an empty answer gets an empty first token.
-            self._lg.FirstTokenComplete(
-                [self._lg.QuerySampleResponse(query.response_id, data.ctypes.data, min(4, data.nbytes), 1)]
-            )
-        self._lg.QuerySamplesComplete(
-            [self._lg.QuerySampleResponse(query.response_id, data.ctypes.data, data.nbytes, len(data))]
-        )
+            if self.error is not None or self._closed:
+                return
+            rid = query.response_id
+            fault = None if rid in self._in_flight else self._misaddressed(query, "an answer")
+            if fault is None and problem is not None:
+                fault = f"{_name(query)}: {problem}"
+            if fault is None:
+                assert data is not None
+                self._in_flight.pop(rid)
+                self._answered.add(rid)
+                needs_first = self._first_token_required and rid not in self._first_sent
+                self._first_sent.discard(rid)
+                self.completed += 1
+                self.output_tokens += len(data)
+                self._record_latency(rid, len(data))
+                if needs_first:
+                    # A streaming scenario must see a first token before completion (loadgen's
+                    # accuracy log reads it for every query); this one is honest: its TTFT
+                    # equals the full latency, and an empty answer gets an empty first token.
+                    self._lg.FirstTokenComplete(
+                        [self._lg.QuerySampleResponse(rid, data.ctypes.data, min(4, data.nbytes), 1)]
+                    )
+                self._lg.QuerySamplesComplete(
+                    [self._lg.QuerySampleResponse(rid, data.ctypes.data, data.nbytes, len(data))]
+                )
+                return
+        self.fail(BackendFault(fault))
+
+    def _misaddressed(self, query: Query, what: str) -> str | None:
+        """Why ``query`` cannot take ``what`` now (under the lock), or None."""
+        rid = query.response_id
+        if rid in self._in_flight:
+            return None
+        if rid in self._answered:
+            twice = " (answered twice)" if what == "an answer" else ""
+            return f"{_name(query)}: {what} after it was answered already{twice}"
+        return f"{what} for a query loadgen never issued ({_name(query)})"
 
     def _record_latency(self, response_id: int, n_tokens: int) -> None:
         """TTFT and TPOT of a completed query (called under the lock)."""
@@ -118,23 +215,40 @@ class LoadgenResponder:
             self._tpot.append((now - first) / (n_tokens - 1))
 
     def fail(self, error: BaseException) -> None:
+        """End the run as failed with ``error`` (the first one wins): every query in flight is
+        answered empty now, and every query loadgen issues later is answered at once."""
         with self._lock:
             if self.error is None:
                 self.error = error
-            pending = list(self._in_flight.values())
-            self._in_flight.clear()
-            no_first = [q for q in pending if q.response_id not in self._first_sent] if self._first_token_required else []
-            self._first_sent.difference_update(q.response_id for q in pending)
+            if self._closed:
+                return
+            self._answer_empty(list(self._in_flight.values()))
+
+    def _answer_empty(self, pending: list[Query]) -> None:
+        """Answer ``pending`` empty (under the lock)."""
+        for q in pending:
+            self._in_flight.pop(q.response_id, None)
+            self._times.pop(q.response_id, None)
+        if not pending:
+            return
         empty = np.zeros(1, dtype=np.int32)
-        if no_first:
+        if self._first_token_required:
             # Without a first token loadgen's accuracy log reads a null pointer: measured,
             # loadgen 6.0.17 segfaults in AsyncLog::LogAccuracy (and takes the logs with it).
-            self._lg.FirstTokenComplete(
-                [self._lg.QuerySampleResponse(q.response_id, empty.ctypes.data, 0, 0) for q in no_first]
-            )
-        responses = [self._lg.QuerySampleResponse(q.response_id, empty.ctypes.data, 0, 0) for q in pending]
-        if responses:
-            self._lg.QuerySamplesComplete(responses)
+            no_first = [q for q in pending if q.response_id not in self._first_sent]
+            if no_first:
+                self._lg.FirstTokenComplete(
+                    [self._lg.QuerySampleResponse(q.response_id, empty.ctypes.data, 0, 0) for q in no_first]
+                )
+        self._first_sent.difference_update(q.response_id for q in pending)
+        self._lg.QuerySamplesComplete(
+            [self._lg.QuerySampleResponse(q.response_id, empty.ctypes.data, 0, 0) for q in pending]
+        )
+
+    def close(self) -> None:
+        """The run is over: from now on nothing reaches loadgen (its response ids are gone)."""
+        with self._lock:
+            self._closed = True
 
     @property
     def in_flight(self) -> int:
@@ -142,32 +256,64 @@ class LoadgenResponder:
             return len(self._in_flight)
 
 
+def _name(query: Query) -> str:
+    return f"query {query.response_id} (sample {query.sample_index})"
+
+
+_STOP = object()
+
+
 class LoadgenSUT:
-    """Owns loadgen's SUT handle for one run: query samples -> Queries -> backend."""
+    """Owns loadgen's SUT handle for one run: query samples -> Queries -> backend.
+
+    loadgen calls ``_issue`` and ``_flush`` on its own issue thread, and the bridge only queues
+    the work there; a dispatcher thread hands it to the backend, so a backend that blocks in
+    ``issue()`` holds up that thread, never loadgen's schedule or the watchdog's ``fail``.
+    """
 
     def __init__(self, lg: Any, backend: Backend, prompts: Sequence[Sequence[int]], responder: LoadgenResponder) -> None:
         self._lg = lg
         self._backend = backend
         self._prompts = prompts
         self.responder = responder
+        self._work: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._dispatcher = threading.Thread(target=self._dispatch, name="mlperf-dispatch", daemon=True)
+        self._dispatcher.start()
         self.handle = lg.ConstructSUT(self._issue, self._flush)
 
     def _issue(self, samples: Sequence[Any]) -> None:
-        queries = [Query(s.id, s.index, self._prompts[s.index]) for s in samples]
-        self.responder.track(queries)
-        if self.responder.error is not None:
-            self.responder.fail(self.responder.error)
-            return
         try:
-            self._backend.issue(queries, self.responder)
-        except BaseException as exc:  # noqa: BLE001 - any engine error must end the run, not hang it
+            queries = [Query(s.id, s.index, self._prompts[s.index]) for s in samples]
+            if self.responder.track(queries):
+                self._work.put(queries)
+        except BaseException as exc:  # noqa: BLE001 - nothing may escape into loadgen's C++
             self.responder.fail(exc)
 
     def _flush(self) -> None:
-        try:
-            self._backend.flush()
-        except BaseException as exc:  # noqa: BLE001
-            self.responder.fail(exc)
+        self._work.put(None)
+
+    def _dispatch(self) -> None:
+        while True:
+            items = [self._work.get()]
+            # What queued up meanwhile goes to the engine in one issue() (under a high query
+            # rate, one wake-up of this thread per query would cost more than the queries).
+            while items[-1] is not _STOP and items[-1] is not None:
+                try:
+                    items.append(self._work.get_nowait())
+                except queue.Empty:
+                    break
+            queries = [q for item in items if isinstance(item, list) for q in item]
+            try:
+                if queries and self.responder.error is None:
+                    self._backend.issue(queries, self.responder)
+                if items[-1] is None and self.responder.error is None:
+                    self._backend.flush()
+            except BaseException as exc:  # noqa: BLE001 - any engine error must end the run, not hang it
+                self.responder.fail(exc)
+            if items[-1] is _STOP:
+                return
 
     def destroy(self) -> None:
+        """After the run: stop the dispatcher (once it is free) and release loadgen's handle."""
+        self._work.put(_STOP)
         self._lg.DestroySUT(self.handle)

@@ -1,0 +1,200 @@
+"""Checks that run before any engine starts, once per session, each naming the option, file,
+record or field at fault and saying how to fix it.
+
+- At collection (:func:`check_collection`): the backend ``--mlperf-backend`` names exists; every
+  scenario ``--mlperf-scenario`` names is declared by some collected benchmark (else every test
+  would be skipped and a mistyped CI command would pass); a built-in backend's engine
+  arguments are ones it takes. A miss is a ``pytest.UsageError``: no test runs.
+- At the first benchmark's call (:func:`check_inputs`): the data set's prompts fit the model,
+  no longer than its context and no token id outside its vocabulary. A miss fails that test
+  and stops the session (every later test would fail the same way).
+
+Option values, the marker, loadgen settings and user.conf are checked where they are read
+(:mod:`pytest_mlperf.options`, :mod:`pytest_mlperf.spec`, :mod:`pytest_mlperf.loadgen.settings`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_mlperf import stash
+from pytest_mlperf.vocabulary import Scenario
+
+#: (system, data set, QSL size) -> the problem found, or None; filled once per session
+_CHECKED = pytest.StashKey[dict[Any, "str | None"]]()
+#: how many offending records a message lists
+_SHOWN = 3
+
+
+#: the session, for :func:`refuse`; a check's message an xdist worker defers to the first test
+_SESSION = pytest.StashKey[pytest.Session]()
+_DEFERRED = pytest.StashKey[str]()
+
+
+def refuse(config: pytest.Config, message: str) -> None:
+    """End the session before any engine starts: a usage error. On an xdist worker, where
+    that would crash the worker, the current test fails with ``message`` and the session
+    stops after it."""
+    session = config.stash.get(_SESSION, None)
+    if hasattr(config, "workerinput") and session is not None:
+        session.shouldfail = f"mlperf: {message}"
+        pytest.fail(message, pytrace=False)
+    pytest.exit(message, returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+def check_collection(session: pytest.Session) -> None:
+    """:class:`pytest.UsageError` for a session that cannot run as asked (see the module doc);
+    an xdist worker keeps it for its first benchmark test (:func:`raise_deferred`)."""
+    config = session.config
+    config.stash[_SESSION] = session
+    try:
+        _check_items(config, session.items)
+    except pytest.UsageError as exc:
+        if not hasattr(config, "workerinput"):
+            raise
+        config.stash[_DEFERRED] = str(exc)
+
+
+def raise_deferred(config: pytest.Config) -> None:
+    message = config.stash.get(_DEFERRED, None)
+    if message:
+        refuse(config, message)
+
+
+def _check_items(config: pytest.Config, items: Sequence[pytest.Item]) -> None:
+    specs = [item.stash[stash.SPEC] for item in items if stash.SPEC in item.stash]
+    if not specs:
+        return
+    opts = config.stash[stash.OPTIONS]
+    declared: dict[str, tuple[Scenario, ...]] = {}
+    for spec in specs:
+        declared[spec.benchmark] = tuple(dict.fromkeys((*declared.get(spec.benchmark, ()), *spec.scenarios)))
+    missing = [s for s in opts.scenarios if not any(s in ss for ss in declared.values())]
+    if missing:
+        what = "; ".join(f"{b} declares {', '.join(s.value for s in ss)}" for b, ss in declared.items())
+        raise pytest.UsageError(
+            f"--mlperf-scenario (ini mlperf_scenario): no collected benchmark runs "
+            f"{', '.join(s.value for s in missing)} ({what}), so its tests would all be skipped; "
+            "name a scenario a benchmark declares, or select the benchmark that declares it"
+        )
+    names = {n for found in config.hook.pytest_mlperf_backend_names(config=config) for n in found}
+    if opts.backend not in names and not _custom_factories(config):
+        # Only the built-in factory answers: nothing can make this backend. (With a factory of
+        # a conftest or plugin, which need not list its names, the pool finds out on first
+        # use and ends the session there, still before any engine starts.)
+        raise pytest.UsageError(unknown_backend(opts.backend, names))
+    _check_engine_args(opts, specs)
+
+
+def unknown_backend(name: str, known: set[str]) -> str:
+    return (f"--mlperf-backend (ini mlperf_backend): unknown backend '{name}'; known: "
+            f"{', '.join(sorted(known))} (add one with the pytest_mlperf_make_backend hook or "
+            "the pytest_mlperf.backends entry-point group)")
+
+
+def _custom_factories(config: pytest.Config) -> bool:
+    from pytest_mlperf import backends
+
+    impls = config.hook.pytest_mlperf_make_backend.get_hookimpls()
+    return any(impl.plugin is not backends for impl in impls)
+
+
+def _check_engine_args(opts: Any, specs: Sequence[Any]) -> None:
+    from pytest_mlperf.backends import backend_class
+
+    try:
+        cls = backend_class(opts.backend)
+    except Exception:  # noqa: BLE001 - a broken entry point is reported when the backend is made
+        return
+    check = getattr(cls, "check_engine_args", None)
+    if check is None:
+        return
+    seen = set()
+    for spec in specs:
+        args = {**spec.engine_args, **opts.engine_args}
+        key = repr(sorted(args.items(), key=lambda kv: kv[0]))
+        if not args or key in seen:
+            continue
+        seen.add(key)
+        problems = check(args)
+        if problems:
+            source = ("--mlperf-engine-arg (ini mlperf_engine_arg)" if not spec.engine_args
+                      else f"the mlperf marker's engine_args of {spec.benchmark} or --mlperf-engine-arg")
+            raise pytest.UsageError(f"{source}: backend '{opts.backend}': " + "; ".join(problems))
+
+
+def check_inputs(request: pytest.FixtureRequest) -> None:
+    """Once per session for each system and data set: the prompts fit the model. On a miss,
+    fail this test and stop the session."""
+    get = request.getfixturevalue
+    system = get("mlperf_model")
+    dataset = get("mlperf_dataset")
+    qsl = get("mlperf_qsl")
+    engine_args = {**get("mlperf_spec").engine_args, **get("mlperf_engine_args")}
+    checked = request.config.stash.setdefault(_CHECKED, {})
+    key = (system, dataset.path, dataset.sha256, qsl.total_count, repr(sorted(engine_args.items())))
+    if key not in checked:
+        vocab = context = None
+        where = ""
+        from pytest_mlperf.modelinfo import model_limits
+
+        limits = model_limits(system.path)
+        if limits is not None:
+            vocab, context, where = limits.vocab_size, limits.context, str(limits.config)
+            max_len = engine_args.get("max_model_len")
+            if isinstance(max_len, int) and max_len > 0 and (context is None or max_len < context):
+                context, where = max_len, "the engine argument max_model_len"
+        elif system.tokenizer_source is not None:
+            tokenizer = get("mlperf_tokenizer")
+            vocab = len(tokenizer) if hasattr(tokenizer, "__len__") else None
+            where = f"the tokenizer {system.tokenizer_source}"
+        checked[key] = prompt_problem(qsl.prompts, dataset.path, vocab=vocab, context=context, where=where)
+    problem = checked[key]
+    if problem:
+        request.session.shouldfail = "mlperf: the data set does not fit the model (see the first failure)"
+        pytest.fail(problem, pytrace=False)
+
+
+def prompt_problem(prompts: Sequence[Sequence[int]], path: Path, *, vocab: int | None,
+                   context: int | None, where: str) -> str | None:
+    """Why ``prompts`` cannot be given to a model of ``vocab`` ids and ``context`` positions
+    (``where`` says where those come from), or None."""
+    if context is not None:
+        long = [(i, len(p)) for i, p in enumerate(prompts) if len(p) > context]
+        if long:
+            shown = ", ".join(f"record {i} ({n} tokens)" for i, n in long[:_SHOWN])
+            more = f" and {len(long) - _SHOWN} more" if len(long) > _SHOWN else ""
+            return (f"{path}: {len(long)} prompt(s) longer than the model's context of {context} "
+                    f"positions ({where}): {shown}{more}; use a model with a longer context, or "
+                    "leave those records out (--mlperf-total-samples takes the first N)")
+    if vocab is not None:
+        bad = []
+        for i, prompt in enumerate(prompts):
+            if prompt and (max(prompt) >= vocab):
+                j = next(j for j, t in enumerate(prompt) if t >= vocab)
+                bad.append((i, j, prompt[j]))
+        if bad:
+            shown = ", ".join(f"record {i} field 'tok_input' item {j} = {t}" for i, j, t in bad[:_SHOWN])
+            more = f" and {len(bad) - _SHOWN} more" if len(bad) > _SHOWN else ""
+            return (f"{path}: token ids outside the model's vocabulary of {vocab} ids ({where}): "
+                    f"{shown}{more}; the records were tokenized for another model: drop "
+                    "'tok_input' to tokenize them with this model's tokenizer, or use the model "
+                    "they were made for")
+    return None
+
+
+def engine_arg_problems(engine_args: Mapping[str, Any], known: Sequence[str], backend: str) -> list[str]:
+    """Unknown engine argument names, each with the closest known ones."""
+    import difflib
+
+    problems = []
+    for name in engine_args:
+        if name not in known:
+            close = difflib.get_close_matches(name, list(known), n=3)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            problems.append(f"'{name}' is not an engine argument the {backend} backend takes{hint}")
+    return problems

@@ -1,0 +1,181 @@
+"""The report plugins, registered by ``pytest_configure``:
+
+- :class:`RunReporting`, in every process that runs benchmarks (the controller, or each xdist
+  worker): finishes each run's status file, writes ``accuracy.txt`` in accuracy run folders,
+  attaches the run's details to the test report;
+- :class:`SessionReporting`, on the controller only: live progress, then the session's files
+  (``--mlperf-json``, ``summary.md``/``metrics.txt``, the submission tree) and the lines that
+  name them in the terminal summary;
+- pytest-html's columns and panels when pytest-html is active; under xdist, the session's
+  identity handed to every worker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_mlperf import details as run_details
+from pytest_mlperf import stash
+from pytest_mlperf import status as st
+from pytest_mlperf.progress import SESSION, TRACKERS, session_info
+
+
+def register(config: pytest.Config) -> None:
+    config.pluginmanager.register(RunReporting(), "mlperf-run-reporting")
+    if hasattr(config, "workerinput"):
+        return
+    info = session_info(config)
+    opts = config.stash[stash.OPTIONS]
+    if opts.submission_dir is not None:
+        from pytest_mlperf.submission.tree import SystemDescError, load_system_desc
+
+        try:  # a description the tree cannot use stops the session before anything runs
+            load_system_desc(opts.system_desc, opts.submitter)
+        except SystemDescError as exc:
+            raise pytest.UsageError(f"--mlperf-system-desc: {exc}") from None
+    config.pluginmanager.register(SessionReporting(config), "mlperf-session-reporting")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistSession(info), "mlperf-xdist-session")
+    if config.pluginmanager.hasplugin("html") and getattr(config.option, "htmlpath", None):
+        from pytest_mlperf.report.html import HtmlReport
+
+        config.pluginmanager.register(HtmlReport(config), "mlperf-html")
+
+
+class XdistSession:
+    def __init__(self, info: st.SessionInfo) -> None:
+        self._info = info
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput["mlperf_session"] = dataclasses.asdict(self._info)
+
+
+class RunReporting:
+    """Where the benchmark ran."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        report = yield
+        trackers = item.stash.get(TRACKERS, [])
+        if call.when == "call" and trackers:
+            result = item.stash.get(stash.RESULT, None)
+            record = result.record if result is not None and result.executed else None
+            if record is not None and not record.verdict.passed:
+                reason: str | None = record.verdict.explain()
+            else:
+                lines = (report.longreprtext or "").strip().splitlines()
+                reason = lines[-1] if lines else None
+            # Every run of a test (repeats, a peak search, an audit run) shares its status file;
+            # the details are those of the run the record stands for.
+            trackers[-1].finish(passed=report.passed, reason=reason, record=record)
+            outdir = record.run.outdir if record is not None else None
+            primary = next((t for t in trackers if t.status.outdir == outdir), trackers[-1])
+            run_details.attach(report, primary.details(record))
+        return report
+
+    def pytest_mlperf_result(self, item: pytest.Item, record: Any) -> None:
+        from pytest_mlperf.submission.accuracy_txt import write_accuracy_txt
+
+        try:
+            write_accuracy_txt(record)
+        except OSError as exc:
+            warnings.warn(f"pytest-mlperf: could not write accuracy.txt in {record.run.outdir}: {exc}",
+                          stacklevel=1)
+
+
+class SessionReporting:
+    """On the controller: what the session shows and writes."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._config = config
+        self._live: Any = None
+        self._details: dict[str, run_details.RunDetails] = {}
+        self._written: list[tuple[str, Path]] = []
+        self._notes: list[str] = []
+
+    @property
+    def options(self) -> Any:
+        return self._config.stash[stash.OPTIONS]
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        interval = self.options.progress_interval
+        terminal = self._config.pluginmanager.get_plugin("terminalreporter")
+        if interval and terminal is not None and not self._config.option.collectonly:
+            from pytest_mlperf.report.live import LiveProgress
+
+            self._live = LiveProgress(self._config, self.options.output,
+                                      self._config.stash[SESSION].id, interval)
+            self._live.start()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logstart(self) -> None:
+        if self._live is not None:
+            self._live.pause()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self._live is not None:
+            self._live.pause()
+        if report.when == "call":
+            found = run_details.from_report(report)
+            if found is not None:
+                self._details[report.nodeid] = found
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+        records = list(self._config.stash.get(stash.RECORDS, []))
+        self._finish_session_file(int(exitstatus))
+        if records:
+            try:
+                self.write_files(records)
+            except (OSError, ValueError) as exc:  # a full disk must not hide the results
+                self._notes.append(f"could not write the session's files: {exc}")
+
+    def _finish_session_file(self, exitstatus: int) -> None:
+        info = self._config.stash[SESSION]
+        current = st.read_session(self.options.output)
+        if current is not None and current.id == info.id:
+            st.write_session(self.options.output, dataclasses.replace(
+                current, finished=time.time(), exitstatus=exitstatus))
+
+    def write_files(self, records: list[Any]) -> None:
+        from pytest_mlperf.report.ci import write_ci_files
+        from pytest_mlperf.report.terminal import reproduce_command
+
+        opts = self.options
+        reproduce = reproduce_command(self._config)
+        session = self._config.stash[SESSION].id
+        if opts.json is not None:
+            from pytest_mlperf.report.results_json import write_results_json
+
+            self._written.append(("results JSON", write_results_json(
+                opts.json, records, reproduce=reproduce, session=session)))
+        self._written += list(write_ci_files(opts.output, records, reproduce).items())
+        if opts.submission_dir is not None:
+            from pytest_mlperf.submission.tree import build_tree
+
+            tree = build_tree(records, self._details, root=opts.submission_dir,
+                              submitter=opts.submitter, system_desc=opts.system_desc,
+                              reproduce=reproduce)
+            self._written.append(("submission tree", tree.root))
+            self._notes += tree.warnings
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        from pytest_mlperf.benchmark import relative
+
+        if not self._written and not self._notes:
+            return
+        for label, path in self._written:
+            terminalreporter.write_line(f"{label}: {relative(path)}")
+        for note in self._notes:
+            terminalreporter.write_line(f"note: {note}", yellow=True)

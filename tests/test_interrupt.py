@@ -1,0 +1,149 @@
+"""Ctrl-C during a run, for real: pytest in a subprocess, SIGINT while a run waits on an engine
+that never answers. The process ends within seconds with pytest's interrupt status (2), no
+crash, the finished test in the JUnit XML and the summary, and the interrupted run's logs kept.
+(Before the fix: a segmentation fault, no report at all.)"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests import fake_world
+
+pytestmark = pytest.mark.engine_faults  # once in CI, not under -n 2 (.ci/run)
+
+STALL = r'''
+
+class Stall(CopyBackend):
+    """Answers the session's first run; from the second on, never answers (a wedged engine),
+    and says so in the file 'stalled'."""
+    name = "stall"
+    runs = []
+
+    def issue(self, queries, responder):
+        if responder not in Stall.runs:
+            Stall.runs.append(responder)
+        if responder is Stall.runs[0]:
+            return super().issue(queries, responder)
+        Path("stalled").write_text("yes")
+
+
+class StallAtStart(CopyBackend):
+    name = "stall-at-start"
+
+    def start(self):
+        Path("stalled").write_text("yes")
+        threading.Event().wait()
+
+
+BACKENDS.update(stall=Stall, **{"stall-at-start": StallAtStart})
+'''
+
+BENCH = '''
+import pytest
+
+MARK = dict(benchmark="llama3.1-8b", scenarios=("Offline", "Server", "SingleStream", "Interactive"),
+            baseline={"rouge1": 100.0, "rouge2": 100.0, "rougeL": 100.0, "rougeLsum": 100.0})
+
+
+@pytest.mark.mlperf(**MARK, settings={"server_target_qps": 200})
+def test_first(mlperf_result):
+    pass
+
+
+# Server/Interactive: 12 queries at 0.1 qps, a schedule of 2 minutes that a Ctrl-C cannot
+# shorten (loadgen keeps issuing): the run is left behind and the process ends without it.
+@pytest.mark.mlperf(**MARK, settings={"server_target_qps": 0.1})
+def test_second(mlperf_result):
+    pass
+'''
+
+CASES = [
+    # (scenario, backend, extra flags)
+    ("Offline", "stall", ()),
+    ("Server", "stall", ()),  # Interactive is loadgen's Server: the same path
+    ("SingleStream", "stall", ()),
+    ("Offline", "stall-at-start", ()),
+]
+
+
+def _project(tmp_path: Path) -> list[str]:
+    (tmp_path / "conftest.py").write_text("from pathlib import Path\n" + fake_world.CONFTEST + STALL)
+    (tmp_path / "test_bench.py").write_text(BENCH)
+    namespace: dict = {}
+    exec(fake_world.CONFTEST, namespace)
+    namespace["make_dataset"](tmp_path / "data.json", 12)
+    return ["--mlperf-dataset=data.json", "--mlperf-output=results", "-p", "no:cacheprovider",
+            "--junitxml=junit.xml"]
+
+
+def _interrupt(tmp_path: Path, args: list[str], ready: Path, patience_s: float = 60.0) -> tuple[int, float, str]:
+    """Run pytest, send SIGINT once ``ready`` exists; (exit status, seconds from SIGINT to exit, output)."""
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
+    out = tmp_path / "out.txt"
+    with open(out, "wb") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=tmp_path, stdout=sink,
+                                stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + patience_s
+        while not ready.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError(f"never got ready:\n{out.read_text()[-3000:]}")
+            time.sleep(0.1)
+        time.sleep(0.5)  # well inside the wait
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        try:
+            status = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError(f"still running 60 s after Ctrl-C:\n{out.read_text()[-3000:]}") from None
+    return status, time.monotonic() - sent, out.read_text()
+
+
+@pytest.mark.parametrize(("scenario", "backend", "flags"), CASES, ids=[f"{s}-{b}" for s, b, _ in CASES])
+def test_ctrl_c_during_a_run_exits_promptly_and_keeps_logs_and_reports(
+        tmp_path: Path, scenario: str, backend: str, flags: tuple[str, ...]) -> None:
+    args = _project(tmp_path) + [f"--mlperf-backend={backend}", f"--mlperf-scenario={scenario}",
+                                 "--mlperf-mode=accuracy", *flags]
+    status, took, output = _interrupt(tmp_path, args, tmp_path / "stalled")
+    assert status == pytest.ExitCode.INTERRUPTED, output[-3000:]
+    assert took < 30, (took, output[-3000:])  # 5 s of grace for loadgen, then the reports
+    assert "Fatal Python error" not in output and "Segmentation fault" not in output, output[-3000:]
+    assert "KeyboardInterrupt" in output
+    # written, with what finished (pytest adds a nameless case for the interrupted one)
+    cases = [c for c in ET.parse(tmp_path / "junit.xml").iter("testcase") if c.get("name")]
+    if backend == "stall":
+        assert [c.get("name") for c in cases] == [f"test_first[{scenario}-accuracy]"]
+        assert "MLPerf results" in output  # the summary of what finished
+        run = next((tmp_path / "results").glob("test_bench.py_test_second*/run_1/accuracy"))
+        assert (run / "mlperf_log_detail.txt").is_file()  # the interrupted run's logs, kept
+        if scenario == "Server":
+            assert "still running; exiting without waiting for it" in output
+    else:
+        assert cases == []
+
+
+def test_ctrl_c_during_a_real_engine_run(tmp_path: Path) -> None:
+    """The transformers engine on the embedded model, interrupted while it generates (Offline,
+    every sample at once): the engine stops at its next token, the process ends promptly with
+    status 2, the reports and the logs so far."""
+    pytest.importorskip("transformers")
+    root = Path(__file__).resolve().parents[1]
+    args = [str(root / "benchmarks" / "test_llama3_1_8b.py"), "--rootdir", str(tmp_path), "-p", "no:cacheprovider",
+            "--mlperf-backend=hf", "--mlperf-scenario=Offline", "--mlperf-mode=accuracy",
+            "--mlperf-output=results", "--junitxml=junit.xml"]
+    ready = tmp_path / "results"
+    status, took, output = _interrupt(tmp_path, args, ready, patience_s=120)
+    assert status == pytest.ExitCode.INTERRUPTED, output[-3000:]
+    assert took < 30, (took, output[-3000:])  # 5 s of grace for loadgen, then the reports
+    assert "Fatal Python error" not in output, output[-3000:]
+    assert (tmp_path / "junit.xml").is_file()
+    assert list(ready.rglob("mlperf_log_detail.txt"))

@@ -1,0 +1,222 @@
+"""Live progress: the status files, ``python -m pytest_mlperf.watch``, the terminal's live line
+(on a real pseudo-terminal, replayed through a terminal emulator) and the lines in CI logs,
+with and without xdist. Real loadgen; the fake world's slow backend (0.6 s a query)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_mlperf import status as st
+from pytest_mlperf.loadgen.sut import Progress
+from pytest_mlperf.progress import Expectation, RunTracker
+from pytest_mlperf.vocabulary import Mode, Scenario
+from tests.fake_world import setup
+
+NODE = "test_bench.py::test_bench[Offline-performance]"
+
+
+def _statuses(folder: Path) -> list[dict]:
+    out = []
+    for path in (folder / "status").glob("*.json"):
+        try:
+            out.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            pytest.fail(f"a status file was read half-written: {path}")
+    return out
+
+
+def _watch(folder: Path) -> str:
+    proc = subprocess.run([sys.executable, "-m", "pytest_mlperf.watch", str(folder), "--once"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    return proc.stdout
+
+
+def test_status_file_and_watch_show_a_running_benchmark(pytester: pytest.Pytester) -> None:
+    args = setup(pytester)
+    results = pytester.path / "results"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--mlperf-backend=slow", "--mlperf-mode=performance",
+         "--mlperf-progress-interval=0", *args],
+        cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        running = None
+        deadline = time.monotonic() + 120
+        while running is None and time.monotonic() < deadline and proc.poll() is None:
+            for status in _statuses(results):
+                if status["state"] == "running" and 2 <= status["completed"] <= 9:
+                    running = status
+            time.sleep(0.2)
+        assert running is not None, "no running status seen"
+        shown = _watch(results)  # while the benchmark runs, from another process
+        assert proc.poll() is None, "the run ended before watch looked"
+    finally:
+        out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out[-3000:]
+    assert running["nodeid"] == NODE and running["expected"] == 12 and running["issued"] == 12
+    assert running["pid"] == proc.pid and running["tokens_per_second"] > 0
+    assert running["eta_s"] > 0 and running["elapsed_s"] > 1
+    session = json.loads((results / "session.json").read_text())
+    assert running["session"] == session["id"]
+    line = next(x for x in shown.splitlines()[1:] if x.startswith("running"))
+    assert line.split() == ["running", NODE]
+    done = int(re.search(r"(\d+)/12 queries", shown).group(1))
+    assert 2 <= done <= 12 and "left" in shown and "tokens/s" in shown
+
+    final = _statuses(results)
+    assert [(s["state"], s["completed"]) for s in final] == [("passed", 12)]
+    after = _watch(results)
+    assert "finished after" in after and "exit status 0" in after and f"passed  {NODE}" in after
+
+
+def test_watch_says_when_there_is_nothing_to_watch(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "pytest_mlperf.watch", str(tmp_path), "--once"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 1 and "no pytest-mlperf session" in proc.stderr
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_logs_get_a_progress_line_every_interval(pytester: pytest.Pytester, xdist: list[str]) -> None:
+    """Not a terminal (CI): a full line per running benchmark every --mlperf-progress-interval
+    seconds; under xdist the controller prints what the workers' status files say."""
+    if xdist:
+        pytest.importorskip("xdist")
+    args = setup(pytester)
+    result = pytester.runpytest_subprocess("--mlperf-backend=slow", "--mlperf-mode=performance",
+                                           "--mlperf-progress-interval=1", *xdist, *args)
+    result.assert_outcomes(passed=1)
+    pattern = re.compile(r"^\[mlperf\] " + re.escape(NODE) + r": (\d+)/12 queries \((\d+)%\), [\d,.]+ tokens/s, "
+                         r"\d+:\d\d elapsed(, ~\d+:\d\d left)?$")
+    counts = [int(m.group(1)) for m in map(pattern.match, result.outlines) if m]
+    assert len(counts) >= 3, "\n".join(result.outlines)
+    assert counts == sorted(counts) and counts[-1] > counts[0]
+
+
+def test_progress_can_be_turned_off(pytester: pytest.Pytester) -> None:
+    args = setup(pytester, n=4)  # 2.4 s: two lines at a 1 s interval, were it on
+    result = pytester.runpytest_subprocess("--mlperf-backend=slow", "--mlperf-mode=performance",
+                                           "--mlperf-progress-interval=0", *args)
+    result.assert_outcomes(passed=1)
+    assert not [x for x in result.outlines if x.startswith("[mlperf]")]
+    assert list((pytester.path / "results" / "status").glob("*.json"))  # the files stay
+
+
+def test_terminal_gets_one_live_line_that_leaves_pytests_output_intact(pytester: pytest.Pytester) -> None:
+    """On a terminal: one line, redrawn in place while the run goes, erased before pytest
+    writes, the cursor back where pytest left it. The bytes are replayed through a VT100
+    emulator (pyte) to see the screen a user would see."""
+    pyte = pytest.importorskip("pyte")
+    import pty
+
+    args = setup(pytester)
+    env = {**os.environ, "COLUMNS": "120", "LINES": "200", "TERM": "xterm"}
+    env.pop("PYTEST_ADDOPTS", None)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: pytest on the pseudo-terminal
+        os.chdir(pytester.path)
+        os.execve(sys.executable, [sys.executable, "-m", "pytest", "--mlperf-backend=slow",
+                                   "--mlperf-mode=performance", "-p", "no:xdist", *args], env)
+    screen = pyte.Screen(120, 200)
+    stream = pyte.ByteStream(screen)
+    live_seen, raw = [], b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        raw += chunk
+        stream.feed(chunk)
+        live_seen += [line.rstrip() for line in screen.display if line.startswith("[mlperf] ")]
+    os.waitpid(pid, 0)
+    lines = [line.rstrip() for line in screen.display]
+    assert any(re.match(r"\[mlperf\] test_bench\[Offline-performance\]: \d+/12 queries \(\d+%\) · ", x)
+               for x in live_seen), raw[-3000:]
+    assert len({x for x in live_seen}) >= 3  # redrawn as the run went on
+    assert raw.count(b"\n[mlperf]") <= 1  # one line, rewritten in place, not a line per update
+    assert not [x for x in lines if "[mlperf]" in x], "\n".join(lines)  # erased at the end
+    assert any(re.fullmatch(r"test_bench\.py \.\s+\[100%\]", x) for x in lines), "\n".join(lines)
+
+
+# -- the tracker, without pytest ------------------------------------------------------------------
+
+def _tracker(tmp_path: Path, scenario: Scenario, expected: Expectation, mode: Mode = Mode.PERFORMANCE) -> RunTracker:
+    return RunTracker(output=tmp_path, session=st.SessionInfo.new("pytest x"), nodeid="t.py::t[x]",
+                      benchmark="llama3.1-8b", scenario=scenario, mode=mode, outdir=tmp_path / "run",
+                      expected=expected)
+
+
+def test_offline_total_comes_from_the_first_issue(tmp_path: Path) -> None:
+    tracker = _tracker(tmp_path, Scenario.OFFLINE, Expectation(min_queries=100, total_from_issue=True))
+    tracker.update(Progress(issued=400, completed=100, output_tokens=5000, elapsed_s=10.0))
+    status = st.read_statuses(tmp_path)[0]
+    assert (status.expected, status.eta_s, status.tokens_per_second) == (400, 30.0, 500.0)
+    assert status.ttft_p99_ms is None  # Offline measures no first tokens
+
+
+def test_server_time_left_is_the_longer_of_queries_and_duration(tmp_path: Path) -> None:
+    tracker = _tracker(tmp_path, Scenario.SERVER, Expectation(queries=600, min_queries=460, min_duration_s=60.0))
+    ttft = tuple(i / 1000 for i in range(1, 101))  # 1..100 ms: p99 is 99 ms
+    tracker.update(Progress(issued=110, completed=100, output_tokens=900, elapsed_s=10.0, ttft_s=ttft, tpot_s=ttft))
+    status = st.read_statuses(tmp_path)[0]
+    assert status.eta_s == 50.0  # 500 queries at 10/s
+    assert status.ttft_p99_ms == pytest.approx(99.0) and status.tpot_p99_ms == pytest.approx(99.0)
+    tracker.update(Progress(issued=590, completed=590, output_tokens=9000, elapsed_s=30.0))
+    assert st.read_statuses(tmp_path)[0].eta_s == 30.0  # queries nearly done; 30 s of the minimum left
+    tracker.run_done()
+    assert st.read_statuses(tmp_path)[0].state == "scoring"
+    tracker.finish(passed=False, reason="p99 TTFT 3000.0 ms > max_ttft_ms 2000", record=None)
+    final = st.read_statuses(tmp_path)[0]
+    assert (final.state, final.reason, final.eta_s) == ("failed", "p99 TTFT 3000.0 ms > max_ttft_ms 2000", None)
+    details = tracker.details()
+    assert [row[2] for row in details.timeline] == [0, 100, 590]
+    assert details.ttft_ms is None  # the last update carried no per-query times
+
+
+def test_expectation_follows_the_settings() -> None:
+    from pytest_mlperf.loadgen.settings import SettingsPlan
+    from pytest_mlperf.progress import expectation
+    from pytest_mlperf.vocabulary import Profile
+
+    def plan(scenario: Scenario, **cli) -> SettingsPlan:
+        return SettingsPlan(benchmark="llama3.1-8b", scenario=scenario, profile=Profile.QUICK,
+                            total_count=50, performance_count=50, cli_overrides=cli)
+
+    assert expectation(plan(Scenario.SERVER, server_target_qps=100, min_duration_ms=20_000), Mode.PERFORMANCE) \
+        == Expectation(queries=2000, min_queries=460, min_duration_s=20.0)
+    assert expectation(plan(Scenario.SERVER, server_target_qps=1), Mode.ACCURACY).queries == 50
+    assert expectation(plan(Scenario.OFFLINE), Mode.PERFORMANCE) == Expectation(min_queries=50, total_from_issue=True)
+    single = expectation(plan(Scenario.SINGLE_STREAM), Mode.PERFORMANCE)
+    assert (single.queries, single.min_queries, single.min_duration_s) == (None, 64, 10.0)
+
+
+def test_status_files_are_never_read_half_written(tmp_path: Path) -> None:
+    path = st.status_path(tmp_path, "t.py::t")
+    status = st.RunStatus(session="s", nodeid="t.py::t", benchmark="b", scenario="Offline",
+                          mode="performance", state="running", reason="x" * 20000)
+    done = threading.Event()
+
+    def write() -> None:
+        for i in range(300):
+            st.write_status(path, st.RunStatus(**{**status.__dict__, "completed": i}))
+        done.set()
+
+    st.write_status(path, status)
+    writer = threading.Thread(target=write)
+    writer.start()
+    reads = 0
+    while not done.is_set():
+        json.loads(path.read_text())  # raises on a torn file
+        reads += 1
+    writer.join()
+    assert reads > 10 and json.loads(path.read_text())["completed"] == 299

@@ -1,0 +1,291 @@
+"""accuracy.txt, the run's user.conf, and the MLPerf results tree, checked by MLCommons' own
+submission checker (../shared/oracles/mlperf-submission-checker) on a tree the plugin wrote."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_mlperf.options import OPTIONS
+from pytest_mlperf.record import Accuracy, BenchmarkRecord, Run, System, Target, Verdict
+from pytest_mlperf.submission.accuracy_txt import write_accuracy_txt
+from pytest_mlperf.submission.tree import VIEWABLE_BYTES, truncate_accuracy_log
+from tests.fake_world import CONFTEST
+from tests.shared import public_logs_dir, shared_dir
+from tests.xdist_once import once
+
+CHECKER = shared_dir() / "oracles" / "mlperf-submission-checker"
+REDHAT_ACCURACY = (public_logs_dir() / "ntuhpc__inference_results_v5.1" / "closed" / "RedHat" / "results"
+                   / "XE8640_4xH100_vLLM" / "llama3.1-8b" / "Offline" / "accuracy" / "accuracy.txt")
+
+
+def _accuracy_record(outdir: Path, benchmark: str = "llama3.1-8b") -> BenchmarkRecord:
+    return BenchmarkRecord(
+        benchmark=benchmark, scenario="Offline", mode="accuracy", profile="official",
+        system=System(backend="vllm", model="m"), run=Run(outdir=str(outdir)), verdict=Verdict(True),
+        accuracy=Accuracy(rouge1=38.7898, rouge2=15.9437, rougeL=24.5735, rougeLsum=35.8053,
+                          gen_len=8163079, gen_num=13368, gen_tok_len=1700000,
+                          target=Target(name="llama3.1-8b", ratio=0.99)),
+    )
+
+
+def test_accuracy_txt_is_what_the_evaluation_writes(tmp_path: Path) -> None:
+    log = tmp_path / "mlperf_log_accuracy.json"
+    log.write_text('[{"seq_id": 0, "qsl_idx": 0, "data": "0100000002000000"}]\n')
+    path = write_accuracy_txt(_accuracy_record(tmp_path))
+    assert path == tmp_path / "accuracy.txt"
+    digest = hashlib.sha256(log.read_bytes()).hexdigest()
+    text = path.read_text()
+    assert text == ("\nResults\n\n{'rouge1': '38.7898', 'rouge2': '15.9437', 'rougeL': '24.5735', "
+                    f"'rougeLsum': '35.8053', 'gen_len': 8163079, 'gen_num': 13368}}\n\nhash={digest}\n")
+    if REDHAT_ACCURACY.is_file():  # a real submission's file: same keys, order and value types
+        real = next(line for line in REDHAT_ACCURACY.read_text().splitlines() if line.startswith("{"))
+        ours = next(line for line in text.splitlines() if line.startswith("{"))
+        real_dict, our_dict = ast.literal_eval(real), ast.literal_eval(ours)
+        assert list(real_dict) == list(our_dict)
+        assert [type(v) for v in real_dict.values()] == [type(v) for v in our_dict.values()]
+        assert real_dict == our_dict  # the record holds RedHat's published figures
+        assert re.search(r"^hash=[0-9a-f]{64}$", REDHAT_ACCURACY.read_text(), re.M)
+
+
+def test_llama2_accuracy_txt_has_numbers_and_tokens_per_sample(tmp_path: Path) -> None:
+    (tmp_path / "mlperf_log_accuracy.json").write_text("[]")
+    text = write_accuracy_txt(_accuracy_record(tmp_path, "llama2-70b-99")).read_text()
+    line = ast.literal_eval(text.splitlines()[3])
+    assert line["rouge1"] == 38.7898 and line["tokens_per_sample"] == round(1700000 / 13368, 1)
+
+
+def test_no_accuracy_txt_without_scores(tmp_path: Path) -> None:
+    (tmp_path / "mlperf_log_accuracy.json").write_text("[]")
+    record = _accuracy_record(tmp_path)
+    unscored = BenchmarkRecord(**{**record.__dict__, "accuracy": Accuracy()})
+    assert write_accuracy_txt(unscored) is None
+    assert not (tmp_path / "accuracy.txt").exists()
+
+
+def test_accuracy_log_is_cut_as_mlcommons_cuts_it(tmp_path: Path) -> None:
+    source, target = tmp_path / "full.json", tmp_path / "cut.json"
+    body = "".join(f'{{"seq_id": {i}, "qsl_idx": {i}, "data": "{i:08x}"}},\n' for i in range(2000))
+    source.write_text("[\n" + body + "]\n")
+    truncate_accuracy_log(source, target)
+    data, cut = source.read_bytes(), target.read_bytes()
+    assert cut == data[:VIEWABLE_BYTES] + b"\n\n...\n\n" + data[-VIEWABLE_BYTES:]
+    assert len(cut) < 10 * 1024  # the checker's limit
+    small = tmp_path / "small.json"
+    small.write_text("[]")
+    truncate_accuracy_log(small, target)
+    assert target.read_text() == "[]"
+
+
+@pytest.mark.parametrize("scenario", ["Offline", "Server", "SingleStream", "Interactive"])
+def test_user_conf_reproduces_the_run_through_loadgens_parser(tmp_path: Path, scenario: str) -> None:
+    """Every field the run changed over mlperf.conf comes back when loadgen reads the
+    user.conf the plugin wrote for it (the fields user.conf cannot set are comments)."""
+    from pytest_mlperf.loadgen.settings import SettingsPlan, conf_values
+    from pytest_mlperf.submission.user_conf import render, settings_diff
+    from pytest_mlperf.vocabulary import Mode, Profile, Scenario
+
+    cli = {"Offline": {"offline_expected_qps": 12.5}, "SingleStream": {"single_stream_expected_latency_ns": 3_000_000},
+           "Server": {"server_target_qps": 3.5, "server_target_latency_ns": 42_000_000},
+           "Interactive": {"server_target_qps": 2.0}}[scenario]
+    plan = SettingsPlan(benchmark="llama3.1-8b", scenario=Scenario(scenario), profile=Profile.QUICK,
+                        total_count=24, performance_count=24, marker_overrides={"max_duration_ms": 90_000},
+                        cli_overrides=cli)
+    diff = settings_diff(plan, Mode.PERFORMANCE)
+    assert {"min_duration_ms", "min_query_count", "max_duration_ms", *cli} <= set(diff)
+    path = tmp_path / "user.conf"
+    path.write_text(render(plan.model_key, plan.scenario.loadgen_name, diff))
+    read_back = conf_values(plan.model_key, plan.scenario.loadgen_name, {}, path)
+    for name, value in diff.items():
+        if f"# {name} =" in path.read_text():
+            continue
+        assert read_back[name] == pytest.approx(value), (name, path.read_text())
+
+
+# -- the tree, and the official checker on it --------------------------------------------------
+
+#: 13,368 records (the data set size the checker requires) of 12 words of 49 characters: the
+#: copy backend's summaries then make gen_len ~8.3M, inside llama3.1-8b's 0.9x..1.1x of 8,167,644.
+LONG_WORDS = '''
+
+LONG = [w if i < 3 else w + "x" * (49 - len(w)) for i, w in enumerate(WORDS)]
+
+
+class LongWordTokenizer(WordTokenizer):
+    def batch_decode(self, batch, skip_special_tokens=True):
+        return [" ".join(LONG[i] for i in ids if i > 2) for ids in batch]
+
+
+@pytest.fixture(scope="session")
+def mlperf_tokenizer():
+    return LongWordTokenizer()
+'''
+
+#: Server: the accuracy run's 13,368 queries at 1,500/s; the performance run only 3 s long
+SERVER_CONF = "llama3_1-8b.Server.target_qps = 1500\nllama3_1-8b.Server.min_duration = 3000\n"
+
+BENCH = '''
+import pytest
+
+pytestmark = pytest.mark.mlperf(benchmark="llama3.1-8b", scenarios=("Offline", "Server"),
+                                baseline="llama3.1-8b")
+
+
+def test_llama(mlperf_result):
+    pass
+'''
+
+SYSTEM = {
+    "division": "closed", "submitter": "Testorg", "status": "available", "system_name": "Test box (CPU)",
+    "number_of_nodes": "1", "host_processor_model_name": "AMD EPYC", "host_processors_per_node": "1",
+    "host_processor_core_count": "2", "host_memory_capacity": "24 GB", "host_storage_capacity": "100 GB",
+    "host_storage_type": "SSD", "accelerators_per_node": "0", "accelerator_model_name": "N/A",
+    "accelerator_memory_capacity": "N/A", "framework": "pytest-mlperf copy backend", "operating_system": "Debian 12",
+    "system_type": "datacenter", "other_software_stack": "python 3.11", "host_processor_frequency": "",
+    "host_processor_caches": "", "host_memory_configuration": "1x 24 GB", "host_processor_interconnect": "",
+    "host_networking": "none", "host_networking_topology": "none", "accelerator_frequency": "",
+    "accelerator_host_interconnect": "N/A", "accelerator_interconnect": "N/A",
+    "accelerator_interconnect_topology": "", "accelerator_memory_configuration": "N/A",
+    "accelerator_on-chip_memories": "", "cooling": "air", "hw_notes": "", "sw_notes": "",
+    "host_network_card_count": "0", "system_type_detail": "test double",
+}
+
+
+def _long_dataset(path: Path, n: int = 13368) -> Path:
+    namespace: dict = {}
+    exec(CONFTEST + LONG_WORDS.replace("@pytest.fixture", "# @pytest.fixture"), namespace)
+    words, long = namespace["WORDS"], namespace["LONG"]
+    records = []
+    for i in range(n):
+        ids = [3 + (i * 7 + k * 3) % 190 for k in range(12)]
+        records.append({"instruction": {"llama": "Summarize:\n{input}\n\nSummary:"},
+                        "input": " ".join(words[t] for t in ids), "tok_input": [1, *ids],
+                        "output": " ".join(long[t] for t in ids)})
+    path.write_text(json.dumps(records))
+    return path
+
+
+def run_checker(root: Path, submitter: str, workdir: Path, *skips: str) -> tuple[int, list[str]]:
+    env = {**os.environ, "PYTHONPATH": str(CHECKER)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "submission_checker.main", "--input", str(root), "--version", "v6.1",
+         "--submitter", submitter, "--csv", str(workdir / "summary.csv"), *skips],
+        capture_output=True, text=True, cwd=workdir, env=env, timeout=600, check=False,
+    )
+    lines = (proc.stdout + proc.stderr).splitlines()
+    return proc.returncode, lines
+
+
+def _errors(lines: list[str]) -> list[str]:
+    """The checker's ERROR lines (``[time file:line ERROR] message``), messages only."""
+    return [line.split(" ERROR] ", 1)[1] for line in lines if " ERROR] " in line]
+
+
+#: TEST06 audit runs (--mlperf-compliance), where the plugin has them: the v6.1 checker
+#: requires TEST06 for llama3.1-8b and ignores its own --skip_compliance
+HAS_TEST06 = any(o.name == "compliance" for o in OPTIONS)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One session: Offline and Server, performance and accuracy, over 13,368 samples, with
+    the submission tree written at its end (once per run, also under xdist)."""
+    if not (CHECKER / "submission_checker" / "main.py").is_file():
+        pytest.skip(f"the official submission checker is not in {CHECKER}")
+    pytest.importorskip("yaml")
+
+    def make(workdir: Path) -> dict:
+        (workdir / "conftest.py").write_text(CONFTEST + LONG_WORDS)
+        (workdir / "test_llama.py").write_text(BENCH)
+        (workdir / "testbox.json").write_text(json.dumps(SYSTEM))
+        (workdir / "server.conf").write_text(SERVER_CONF)
+        data = _long_dataset(workdir / "data.json")
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+             "--mlperf-backend=copy", "--mlperf-scenario=Offline,Server", f"--mlperf-dataset={data}",
+             "--mlperf-submission-dir=sub", "--mlperf-submitter=Testorg", "--mlperf-system-desc=testbox.json",
+             "--mlperf-user-conf=server.conf",
+             "--mlperf-progress-interval=0", *(["--mlperf-compliance=TEST06"] if HAS_TEST06 else [])],
+            capture_output=True, text=True, cwd=workdir, timeout=900, check=False,
+        )
+        return {"workdir": str(workdir), "returncode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
+
+    made = once(tmp_path_factory, "submission", make)
+    workdir = Path(made["workdir"])
+    return {**made, "workdir": workdir, "root": workdir / "sub"}
+
+
+def test_tree_holds_the_layout_checker_reads(tree: dict) -> None:
+    assert tree["returncode"] == 0, tree["stdout"][-3000:] + tree["stderr"][-2000:]
+    assert "4 passed" in tree["stdout"]
+    # The plugin says itself that a quick-profile tree is no submission.
+    assert "quick-profile runs are CI-sized, not a submission" in tree["stdout"]
+    scenario = tree["root"] / "closed" / "Testorg" / "results" / "testbox" / "llama3.1-8b" / "Offline"
+    files = sorted(str(p.relative_to(scenario)) for p in scenario.rglob("*") if p.is_file())
+    test06 = ["TEST06/accuracy/mlperf_log_accuracy.json", "TEST06/verify_accuracy.txt"] if HAS_TEST06 else []
+    assert files == ["README.md", *test06, "accuracy/accuracy.txt", "accuracy/mlperf_log_accuracy.json",
+                     "accuracy/mlperf_log_detail.txt", "accuracy/mlperf_log_summary.txt", "measurements.json",
+                     "performance/run_1/mlperf_log_detail.txt", "performance/run_1/mlperf_log_summary.txt",
+                     "user.conf"]
+    assert "llama3_1-8b.Offline.min_duration = 0" in (scenario / "user.conf").read_text()
+    server_conf = (scenario.parent / "Server" / "user.conf").read_text()
+    assert "llama3_1-8b.Server.target_qps = 1500" in server_conf and "llama3_1-8b.Server.min_duration = 3000" in server_conf
+    system = json.loads((tree["root"] / "closed" / "Testorg" / "systems" / "testbox.json").read_text())
+    assert system == SYSTEM
+    # accuracy.txt's hash is of the whole log the run kept, not of the truncated copy
+    kept = next((tree["workdir"] / "mlperf-results").glob("*Offline-accuracy*/run_*/accuracy/mlperf_log_accuracy.json"))
+    digest = hashlib.sha256(kept.read_bytes()).hexdigest()
+    assert (scenario / "accuracy" / "accuracy.txt").read_text().endswith(f"hash={digest}\n")
+    assert (scenario / "accuracy" / "mlperf_log_accuracy.json").stat().st_size < 10 * 1024 < kept.stat().st_size
+
+
+def test_official_checker_finds_no_error_but_the_quick_duration(tree: dict) -> None:
+    """No --skip-* flag: the data set size, the accuracy figures and hash, the measurements,
+    the system description and TEST06 are all checked (v6.1 ignores --skip_compliance anyway).
+    Expected: each performance run is flagged for its quick-profile duration, and nothing else."""
+    code, lines = run_checker(tree["root"], "Testorg", tree["workdir"])
+    errors = _errors(lines)
+    duration = [e for e in errors if "Test duration less than 600s in user config" in e]
+    assert len(duration) == 2, "\n".join(lines[-80:])
+    expected = ["Some performance checks Checks failed", "NoResults", "SUMMARY: submission has errors"]
+    if not HAS_TEST06:
+        expected += ["Missing TEST06", "Missing accuracy file in compliance dir", "compliance check",
+                     "Running accuracy_check in ComplianceCheck"]
+    rest = [e for e in errors if e not in duration and not any(x in e for x in expected)]
+    assert rest == [], "\n".join(rest)
+    text = "\n".join(lines)
+    # the checkers' own names: "accuracy checks", ..., "compliance check"
+    for name in ("accuracy checks", "system checks", "measurement checks", *(["compliance check"] if HAS_TEST06 else [])):
+        assert text.count(f"All {name} checks passed for") == 2, name
+    assert code == 1  # the duration: a quick run is no submission
+
+
+def test_official_checker_catches_a_broken_tree(tree: dict, tmp_path: Path) -> None:
+    """The check above can fail: an accuracy.txt without its hash line is an error."""
+    import shutil
+
+    root = tmp_path / "sub"
+    shutil.copytree(tree["root"], root)
+    acc = root / "closed" / "Testorg" / "results" / "testbox" / "llama3.1-8b" / "Server" / "accuracy" / "accuracy.txt"
+    acc.write_text("\n".join(x for x in acc.read_text().splitlines() if not x.startswith("hash=")))
+    _, lines = run_checker(root, "Testorg", tmp_path)
+    assert any("not hash value for accuracy.txt" in e for e in _errors(lines)), "\n".join(lines[-40:])
+
+
+def test_bad_system_description_stops_the_session(pytester: pytest.Pytester) -> None:
+    (pytester.path / "box.json").write_text(json.dumps({"submitter": "Someone else"}))
+    result = pytester.runpytest("--mlperf-submission-dir=sub", "--mlperf-submitter=Testorg",
+                                "--mlperf-system-desc=box.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--mlperf-system-desc: *box.json: submitter 'Someone else' is not --mlperf-submitter 'Testorg'*"])
+    result = pytester.runpytest("--mlperf-submission-dir=sub", "--mlperf-submitter=Testorg")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--mlperf-submission-dir*the submission tree needs --mlperf-system-desc*"])

@@ -1,0 +1,167 @@
+"""TEST06 (``--mlperf-compliance=TEST06``): the audit run, its three checks as the reference's
+``run_verification.py`` makes them, ``verify_accuracy.txt`` where the submission tree wants it,
+and a stray ``audit.config`` reported, never read. Real loadgen; test doubles, and the
+embedded model on the transformers backend."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from pytest_mlperf import BenchmarkRecord, compliance
+from tests.fake_world import setup
+
+DOUBLES = r'''
+
+class DropFirstToken(CopyBackend):
+    """Reports one first token, then completes without it: what TEST06's first-token check
+    exists to catch."""
+    name = "drop-first"
+
+    def issue(self, queries, responder):
+        for q in queries:
+            out = self.answer(q.prompt)
+            responder.first_token(q, out[0])
+            responder.complete(q, out[1:])
+
+
+class DoubleEos(CopyBackend):
+    name = "double-eos"
+
+    def answer(self, prompt):
+        return list(prompt[1:]) + [2, 2]
+
+
+BACKENDS.update({"drop-first": DropFirstToken, "double-eos": DoubleEos})
+WordTokenizer.eos_token_id = 2
+
+
+def pytest_sessionfinish(session):
+    from pytest_mlperf import stash
+    if hasattr(session.config, "workerinput"):
+        return  # the controller has the records
+    records = session.config.stash.get(stash.RECORDS, [])
+    Path("records.json").write_text(json.dumps([r.to_json() for r in records]))
+'''
+
+PASSED = ("First token check pass: True\nEOS check pass: True\nSample length check pass: True\n"
+          "TEST06 verification complete\n")
+
+
+def _world(pytester: pytest.Pytester, scenario: str = "Server") -> list[str]:
+    settings = '{"server_target_qps": 500, "min_duration_ms": 500}' if scenario != "Offline" else "{}"
+    args = setup(pytester, settings=settings)
+    pytester.makeconftest("from pathlib import Path\n" + (pytester.path / "conftest.py").read_text() + DOUBLES)
+    return [*args, f"--mlperf-scenario={scenario}", "--mlperf-mode=performance", "--mlperf-compliance=TEST06"]
+
+
+def _record(pytester: pytest.Pytester) -> BenchmarkRecord:
+    (record,) = [BenchmarkRecord.from_json(r) for r in json.loads((pytester.path / "records.json").read_text())]
+    return record
+
+
+def test_test06_passes_a_correct_backend_and_writes_the_submission_files(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest(*_world(pytester), "--mlperf-backend=copy")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*MLPerf compliance*",
+                                 "PASS TEST06 *: first token True, eos True, sample length True (* samples)  *verify_accuracy.txt"])
+    (check,) = _record(pytester).compliance
+    assert check.passed and check.samples >= 90  # ~100 sampled of the audit run's 100+ queries
+    audit = Path(check.outdir)
+    assert audit.name == "TEST06" and audit.parent.parent.name.endswith("Server-performance")
+    assert (audit / "verify_accuracy.txt").read_text() == PASSED
+    detail = (audit / "mlperf_log_detail.txt").read_text()
+    for key, value in (("accuracy_log_sampling_target", "100"), ("min_query_count", "100"),
+                       ("accuracy_log_rng_seed", "720381539243781796"), ("test_mode", '"PerformanceOnly"'),
+                       ("sample_concatenate_permutation", "false")):
+        assert f'"key": "effective_{key}", "value": {value}' in detail, key
+    files = compliance.submission_files(check)
+    assert sorted(files) == ["TEST06/accuracy/mlperf_log_accuracy.json", "TEST06/verify_accuracy.txt"]
+    assert files["TEST06/accuracy/mlperf_log_accuracy.json"].read_bytes() == (audit / "mlperf_log_accuracy.json").read_bytes()
+
+
+def test_test06_fails_a_backend_that_drops_the_first_token(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest(*_world(pytester), "--mlperf-backend=drop-first")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*TEST06 failed (First token check; * samples): First token check: qsl_idx * first token [[]*] but the response starts *",
+        "FAIL TEST06 *: first token False, eos True, sample length True*",
+    ])
+    (check,) = _record(pytester).compliance
+    assert not check.passed and check.checks == {"first_token": "False", "eos": "True", "sample_length": "True"}
+    assert (Path(check.outdir) / "verify_accuracy.txt").read_text().splitlines() == [
+        "First token check pass: False", "EOS check pass: True", "Sample length check pass: True",
+        "TEST06 verification failed"]
+
+
+def test_test06_offline_skips_the_first_token_and_catches_a_double_eos(pytester: pytest.Pytester) -> None:
+    args = _world(pytester, scenario="Offline")
+    pytester.runpytest(*args, "--mlperf-backend=copy").assert_outcomes(passed=1)
+    assert _record(pytester).compliance[0].checks["first_token"] == "Skipped"
+    result = pytester.runpytest(*args, "--mlperf-backend=double-eos")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*TEST06 failed (EOS check; * samples): EOS check: qsl_idx * ends in 2 EOS tokens*"])
+
+
+def test_a_stray_audit_config_is_reported_and_never_read(pytester: pytest.Pytester) -> None:
+    args = setup(pytester)
+    (pytester.path / "audit.config").write_text(compliance.AUDIT_CONFIG)
+    result = pytester.runpytest(*args, "--mlperf-backend=copy", "--mlperf-mode=performance")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["mlperf: WARNING: */audit.config exists: loadgen would turn a run into a compliance run*",
+                                 "*GateWarning: */audit.config exists*"])
+    (detail,) = (pytester.path / "results").rglob("mlperf_log_detail.txt")
+    assert '"key": "effective_accuracy_log_sampling_target", "value": 0' in detail.read_text()
+
+
+def _entry(data: list[int], first: list[int] | None = None, count: int | None = None) -> dict:
+    pack = lambda xs: struct.pack(f"<{len(xs)}i", *xs).hex().upper()  # noqa: E731
+    return {"seq_id": 0, "qsl_idx": 3, "data": pack(data), "token_data": pack(first if first is not None else data[:1]),
+            "token_count": len(data) if count is None else count}
+
+
+@pytest.mark.parametrize(("entry", "streaming", "checks"), [
+    (_entry([5, 6, 2]), True, ("True", "True", "True")),
+    (_entry([5, 6, 2], first=[6]), True, ("False", "True", "True")),
+    (_entry([5, 6, 2], first=[6]), False, ("Skipped", "True", "True")),
+    (_entry([5, 2, 2]), True, ("True", "False", "True")),
+    (_entry([2, 2]), True, ("True", "True", "True")),         # the reference allows [eos, eos]
+    (_entry([5, 128009, 128001]), True, ("True", "False", "True")),  # Llama 3.1's EOS ids, mixed
+    (_entry([5, 6, 2], count=4), True, ("True", "True", "False")),
+    (_entry([]), True, ("True", "True", "True")),
+])
+def test_the_three_checks(tmp_path: Path, entry: dict, streaming: bool, checks: tuple) -> None:
+    log = tmp_path / "mlperf_log_accuracy.json"
+    log.write_text(json.dumps([entry]))
+    found, _, samples = compliance.check_log(log, streaming=streaming, eos=compliance.eos_ids("llama3.1-8b", (2,)))
+    assert (found["first_token"], found["eos"], found["sample_length"]) == checks and samples == 1
+
+
+def test_eos_ids_come_from_the_benchmark_generation_tokenizer_and_model(tmp_path: Path) -> None:
+    class Tok:
+        eos_token_id = 7
+
+    (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": [11, 12]}))
+    ids = compliance.eos_ids("llama3.1-8b", (9,), Tok(), tmp_path)
+    assert ids == (128001, 128008, 128009, 9, 7, 11, 12)
+
+
+def test_test06_passes_for_the_embedded_model(pytester: pytest.Pytester) -> None:
+    """The embedded model on the transformers backend, SingleStream (first tokens streamed):
+    the audit run's 100 sampled responses pass all three checks."""
+    pytest.importorskip("transformers")
+    pytester.makepyfile(test_edge=(
+        "import pytest\n"
+        "pytestmark = pytest.mark.mlperf(benchmark='llama3.1-8b-edge', scenarios=('SingleStream',),\n"
+        "    settings={'min_duration_ms': 1000})\n"
+        "def test_edge(mlperf_result): pass\n"))
+    result = pytester.runpytest_subprocess(
+        "--mlperf-scenario=SingleStream", "--mlperf-mode=performance", "--mlperf-compliance=TEST06",
+        "--mlperf-total-samples=64", f"--mlperf-output={pytester.path / 'results'}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["PASS TEST06 *: first token True, eos True, sample length True (* samples)*"])
+    (verify,) = (pytester.path / "results").rglob("TEST06/verify_accuracy.txt")
+    assert verify.read_text() == PASSED
