@@ -134,6 +134,20 @@ class Backend(abc.ABC):
         self.generation = generation if generation is not None else GenerationConfig()
         self.tokenizer = tokenizer
 
+    def check_local_start(self) -> Path:
+        """For backends that load a local folder: the folder, after the engine arguments
+        passed :meth:`check_engine_args` (when the class has one); ValueError otherwise."""
+        if self.system.path is None:
+            raise ValueError(
+                f"the {self.name} backend loads a local model folder; {self.system.label()} is a "
+                "served model (endpoints): use a backend for served endpoints (e.g. 'openai')"
+            )
+        check = getattr(self, "check_engine_args", None)
+        problems = check(self.engine_args) if check is not None else []
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self.system.path
+
     @abc.abstractmethod
     def start(self) -> None:
         """Load the engine (or connect to the servers). Called once, before the first run."""

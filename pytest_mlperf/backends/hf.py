@@ -40,15 +40,7 @@ class HFBackend(Backend):
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM
 
-        if self.system.path is None:
-            raise ValueError(
-                f"the hf backend loads a local model folder; {self.system.label()} is a served "
-                "model (endpoints): use a backend for served endpoints (e.g. 'openai')"
-            )
-        problems = self.check_engine_args(self.engine_args)
-        if problems:
-            raise ValueError("; ".join(problems))
-        path = self.system.path
+        path = self.check_local_start()
         args = dict(self.engine_args)
         self._batch_size = int(args.pop("batch_size", 32))
         threads = args.pop("threads", None)

@@ -137,14 +137,7 @@ class VllmBackend(Backend):
         """Check the system, settle the engine arguments and the environment. The engine
         itself starts in the first :meth:`prepare`: ``LLM`` for Offline, ``AsyncLLM`` for a
         streaming scenario (a Server-only session never starts an ``LLM``)."""
-        if self.system.path is None:
-            raise ValueError(
-                f"the vllm backend loads a local model folder; {self.system.label()} is a "
-                "served model (endpoints): use a backend for served endpoints (e.g. 'openai')"
-            )
-        problems = self.check_engine_args(self.engine_args)
-        if problems:
-            raise ValueError("; ".join(problems))
+        self.check_local_start()
         if not weights.wants_dummy(self.engine_args):
             # vLLM fills weights a checkpoint lacks at random, without a word (measured: a
             # Qwen2 config over Llama weights, an untied head): check before it loads.
