@@ -100,6 +100,8 @@ class BenchmarkResult:
         from pytest_mlperf.loadgen.settings import SettingsError
 
         preflight.check_inputs(request)  # once per session: the prompts fit the model
+        if self.mode is Mode.ACCURACY:
+            get("mlperf_tokenizer")  # scoring decodes outputs: no tokenizer fails before the run
         try:
             check_settings(get("mlperf_settings"), self.mode, options.run_timeout)
         except SettingsError as exc:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_mlperf import stash
-from pytest_mlperf.backends.base import Backend, GenerationConfig, SystemSpec
+from pytest_mlperf.backends.base import TOKENIZER_FILES, Backend, GenerationConfig, SystemSpec
 from pytest_mlperf.benchmark import BenchmarkResult, new_run_dir
 from pytest_mlperf.options import MlperfOptions
 from pytest_mlperf.spec import BenchmarkSpec
@@ -72,10 +72,17 @@ def mlperf_engine_args(mlperf_options: MlperfOptions) -> Mapping[str, Any]:
 def mlperf_tokenizer(mlperf_model: SystemSpec) -> Any:
     """The Hugging Face tokenizer of the model (decodes outputs for scoring)."""
     source = mlperf_model.tokenizer_source
-    if source is None:
+    if source is None and mlperf_model.kind == "served":
         pytest.fail(
             f"no tokenizer for the served model '{mlperf_model.model}': give "
             "SystemSpec.served(..., tokenizer=<folder or hub name>)", pytrace=False,
+        )
+    if source is None:
+        pytest.fail(
+            f"the model folder {mlperf_model.model} (--mlperf-model) holds no tokenizer "
+            f"({', '.join(TOKENIZER_FILES)}), which decoding outputs for ROUGE needs: copy the "
+            "model's tokenizer files into it, or run --mlperf-mode=performance (token ids in and "
+            "out need none)", pytrace=False,
         )
     from transformers import AutoTokenizer
 

@@ -191,6 +191,8 @@ def after_run(item: pytest.Item, result: Any) -> None:
                 if delta.change is not None:
                     item.user_properties.append((f"mlperf.change.{delta.figure}", round(delta.change, 2)))
             reasons.extend(found.regressions)
+            for note in found.notes:
+                warnings.warn(GateWarning(f"{item.nodeid}: {note}"), stacklevel=1)
     if reasons:
         result.amend(reasons)
 

@@ -63,11 +63,14 @@ def expectation(plan: Any, mode: Mode) -> Expectation:
     duration = settings.min_duration_ms / 1000.0
     if plan.scenario is Scenario.OFFLINE:
         return Expectation(min_queries=min_queries, total_from_issue=True)
+    from pytest_mlperf.loadgen.budget import whole_passes
+
     if plan.scenario in (Scenario.SERVER, Scenario.INTERACTIVE):
         scheduled = math.ceil(settings.server_target_qps * duration)
-        return Expectation(queries=max(min_queries, scheduled), min_queries=min_queries,
-                           min_duration_s=duration)
-    return Expectation(min_queries=min_queries, min_duration_s=duration)
+    else:  # SingleStream: min_duration's worth at the expected latency
+        scheduled = math.ceil(duration / (settings.single_stream_expected_latency_ns / 1e9))
+    return Expectation(queries=whole_passes(settings, max(min_queries, scheduled)),
+                       min_queries=min_queries, min_duration_s=duration)
 
 
 def _p99_ms(values: tuple[float, ...]) -> float | None:
@@ -131,7 +134,9 @@ class RunTracker:
     def _figures(self, progress: Progress) -> dict[str, Any]:
         exp = self.expected
         expected = exp.queries
-        if exp.total_from_issue and progress.issued:
+        if progress.laid_out:  # loadgen's own count, once its detail log says
+            expected = max(progress.laid_out, progress.issued)
+        elif exp.total_from_issue and progress.issued:
             expected = max(progress.issued, expected or 0)
         elif expected is None and exp.min_queries:
             expected = max(exp.min_queries, progress.completed)

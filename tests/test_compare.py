@@ -19,6 +19,7 @@ from pytest_mlperf.record import (
     PeakSearch,
     Run,
     System,
+    Timings,
     Verdict,
 )
 
@@ -74,6 +75,23 @@ def test_regression_names_old_new_and_bound() -> None:
         "--mlperf-compare-fail=tokens_per_second:5%)",)
     assert "tokens_per_second 100 -> 90 tokens/s (-10.0%)" in [str(d) for d in found.deltas]
     assert "ttft_p99_ms 50 -> 50 ms (+0.0%)" in [str(d) for d in found.deltas]
+
+
+def test_a_bound_on_a_run_too_short_to_hold_it_says_so() -> None:
+    """On an H200 the embedded model's sub-second Offline run moved -45 % with nothing changed:
+    a performance bound on such a run is noted (a warning, and in the regression message)."""
+    bound = compare.parse_fail_bound("tokens_per_second:5%")
+    short = _record(90.0, timings=Timings(run_s=0.8))
+    found = compare.compare(_record(100.0, timings=Timings(run_s=0.5)), short, [bound], "s")
+    (note,) = found.notes
+    assert note.startswith("tokens_per_second is gated on a 0.5 s run (under 5 s")
+    assert "docs/ci.md" in note and found.regressions[0].endswith(f"; note: {note}")
+    long_runs = compare.compare(_record(100.0, timings=Timings(run_s=9.0)),
+                                _record(99.0, timings=Timings(run_s=9.1)), [bound], "s")
+    assert long_runs.notes == () and long_runs.regressions == ()
+    accuracy = dataclasses.replace(short, mode="accuracy")
+    assert compare.compare(dataclasses.replace(_record(), mode="accuracy"), accuracy,
+                           [compare.parse_fail_bound("rouge1:0.5")], "s").notes == ()
 
 
 @pytest.mark.parametrize(("change", "reason"), [

@@ -196,8 +196,44 @@ def test_expectation_follows_the_settings() -> None:
         == Expectation(queries=2000, min_queries=460, min_duration_s=20.0)
     assert expectation(plan(Scenario.SERVER, server_target_qps=1), Mode.ACCURACY).queries == 50
     assert expectation(plan(Scenario.OFFLINE), Mode.PERFORMANCE) == Expectation(min_queries=50, total_from_issue=True)
+    # whole passes over the 50 samples (sample_concatenate_permutation): 460 -> 500, 64 -> 100
+    assert expectation(plan(Scenario.SERVER, server_target_qps=16), Mode.PERFORMANCE).queries == 500
     single = expectation(plan(Scenario.SINGLE_STREAM), Mode.PERFORMANCE)
-    assert (single.queries, single.min_queries, single.min_duration_s) == (None, 64, 10.0)
+    assert (single.queries, single.min_queries, single.min_duration_s) == (100, 64, 0.0)
+    assert expectation(plan(Scenario.SINGLE_STREAM, min_duration_ms=10_000), Mode.PERFORMANCE).queries == 1000
+
+
+@pytest.mark.parametrize(("scenario", "cli"), [
+    (Scenario.SERVER, {"server_target_qps": 400, "min_duration_ms": 2000}),
+    (Scenario.SINGLE_STREAM, {"min_duration_ms": 5000, "single_stream_expected_latency_ns": 1_000_000}),
+])
+def test_the_progress_total_is_what_loadgen_laid_out(tmp_path: Path, scenario: Scenario, cli: dict) -> None:
+    """The settings' estimate misses loadgen's slack (a Server schedule is random; SingleStream
+    lays out about twice min_duration's worth), so once the detail log says, the progress line's
+    total is loadgen's generated_query_count (an instant SUT, paced by loadgen)."""
+    from pytest_mlperf.backends.base import SystemSpec
+    from pytest_mlperf.loadgen.logs import read_detail
+    from pytest_mlperf.loadgen.runner import run_loadgen
+    from pytest_mlperf.loadgen.settings import SettingsPlan
+    from pytest_mlperf.progress import expectation
+    from pytest_mlperf.vocabulary import Profile
+    from tests.test_logs import Instant
+
+    plan = SettingsPlan(benchmark="llama3.1-8b", scenario=scenario, profile=Profile.QUICK,
+                        total_count=50, performance_count=50, cli_overrides=cli)
+    tracker = _tracker(tmp_path, scenario, expectation(plan, Mode.PERFORMANCE))
+    seen: list = []
+
+    def on_progress(progress) -> None:
+        seen.append(progress)
+        tracker.update(progress)
+
+    run_loadgen(plan=plan, mode=Mode.PERFORMANCE, backend=Instant(SystemSpec.local(tmp_path)),
+                prompts=[[1, 2]] * 50, outdir=tmp_path / "run", on_progress=on_progress,
+                progress_interval_s=0.2)
+    laid_out = read_detail(tmp_path / "run" / "mlperf_log_detail.txt").get("generated_query_count")
+    assert laid_out != expectation(plan, Mode.PERFORMANCE).queries  # the estimate alone is off
+    assert seen[-1].laid_out == laid_out and tracker.status.expected == laid_out
 
 
 def test_status_files_are_never_read_half_written(tmp_path: Path) -> None:

@@ -237,14 +237,19 @@ def test_a_user_conf_value_out_of_range_fails_its_test_before_the_engine_starts(
 
 BUDGETS = [
     # (scenario, mode, settings over the quick profile, QSL size, default limit s, schedule s)
-    (Scenario.SERVER, Mode.PERFORMANCE, {"server_target_qps": 4}, 256, 350, 115),
-    (Scenario.SERVER, Mode.PERFORMANCE, {"server_target_qps": 100, "min_duration_ms": 600000}, 256, 1320, 600),
+    # Server: 460 queries rounded up to whole passes of the 256 samples (mlperf.conf's
+    # sample_concatenate_permutation): 512 at 4 qps; 60,000 -> 60,160 at 100 qps
+    (Scenario.SERVER, Mode.PERFORMANCE, {"server_target_qps": 4}, 256, 376, 128),
+    (Scenario.SERVER, Mode.PERFORMANCE, {"server_target_qps": 100, "min_duration_ms": 600000}, 256, 1324, 602),
     (Scenario.INTERACTIVE, Mode.ACCURACY, {"server_target_qps": 2}, 256, 376, 128),
     (Scenario.OFFLINE, Mode.PERFORMANCE, {}, 256, 632, 0),
     (Scenario.OFFLINE, Mode.PERFORMANCE, {"offline_expected_qps": 50}, 256, 131, 0),
     (Scenario.OFFLINE, Mode.ACCURACY, {}, 12, 144, 0),
-    # SingleStream: at least min_duration's worth at the expected latency (10 s / 10 ms)
-    (Scenario.SINGLE_STREAM, Mode.PERFORMANCE, {}, 256, 2120, 10),
+    # SingleStream, quick: min_query_count 64, one pass of 256 samples, 1 s each at most
+    (Scenario.SINGLE_STREAM, Mode.PERFORMANCE, {}, 256, 632, 0),
+    # with a duration: at least min_duration's worth at the expected latency (10 s / 10 ms =
+    # 1,000 -> 1,024, whole passes)
+    (Scenario.SINGLE_STREAM, Mode.PERFORMANCE, {"min_duration_ms": 10000}, 256, 2168, 10),
     (Scenario.SINGLE_STREAM, Mode.ACCURACY, {}, 100, 320, 0),
 ]
 
@@ -464,3 +469,21 @@ def test_the_checks_hold_under_xdist(pytester: pytest.Pytester, flags: tuple[str
     result.stdout.fnmatch_lines([message])
     assert "INTERNALERROR" not in result.stdout.str()
     assert not list((pytester.path / "results").rglob("mlperf_log_detail.txt"))
+
+
+def test_a_model_folder_without_a_tokenizer_runs_performance_and_refuses_accuracy_before_the_run(
+        pytester: pytest.Pytester) -> None:
+    """A folder of only config.json (dummy weights, the H200 measurements): token ids in and out
+    need no tokenizer; accuracy does, and says so before any run, naming the folder."""
+    from tests.fake_world import CONFTEST, setup
+
+    args = setup(pytester)
+    pytester.makeconftest(CONFTEST.replace("def mlperf_tokenizer():", "def _unused_tokenizer():"))
+    # the fake world's model folder is empty
+    result = pytester.runpytest(*args, "--mlperf-backend=copy", "--mlperf-scenario=Offline", "-rA")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "*the model folder *model0 (--mlperf-model) holds no tokenizer (tokenizer.json, "
+        "tokenizer_config.json, tokenizer.model)*--mlperf-mode=performance*",
+        "FAILED test_bench.py::test_bench?Offline-accuracy?*"])
+    assert not list((pytester.path / "results").rglob("*accuracy*/run_*/mlperf_log_accuracy.json"))

@@ -45,6 +45,22 @@ def test_quick_profile_shortens_runs_to_the_data_set() -> None:
     assert (server.ttft_latency, server.tpot_latency) == (2_000_000_000, 100_000_000)
 
 
+def test_quick_single_stream_issues_the_data_set_once_not_minutes_of_queries(tmp_path: Path) -> None:
+    """llama3.1-8b-edge's 5 ms expected latency made a 10 s quick run lay out 2,048 queries
+    (3.5 minutes on an H200 at ~10 queries/s); the quick run issues the data set once."""
+    from pytest_mlperf.backends.base import SystemSpec
+    from pytest_mlperf.loadgen.logs import read_detail
+    from pytest_mlperf.loadgen.runner import run_loadgen
+    from tests.test_logs import Instant
+
+    quick = plan(Scenario.SINGLE_STREAM, Profile.QUICK, benchmark="llama3.1-8b-edge", total=256, perf=256)
+    result = run_loadgen(plan=quick, mode=Mode.PERFORMANCE, backend=Instant(SystemSpec.local(tmp_path)),
+                         prompts=[[1, 2]] * 256, outdir=tmp_path / "run")
+    assert result.validity == "VALID", result.flags
+    detail = read_detail(tmp_path / "run" / "mlperf_log_detail.txt")
+    assert 64 <= detail.get("generated_query_count") <= 256
+
+
 def test_quick_server_profile_can_pass_early_stopping(tmp_path: Path) -> None:
     """The quick profile's query count lets a fast SUT be VALID (early stopping included)."""
     from pytest_mlperf.backends.base import SystemSpec

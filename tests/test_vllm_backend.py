@@ -333,3 +333,19 @@ def test_one_instance_serves_offline_then_server_then_offline(
     finally:
         backend.close()
     assert backend.llm is None and backend.async_engine is None
+
+
+@needs_vllm
+@pytest.mark.parametrize(("engine_args", "expected"), [
+    ({}, None),
+    ({"tensor_parallel_size": 1}, None),
+    ({"tensor_parallel_size": 2}, True),    # custom all-reduce crashes on the lent H200s
+    ({"tensor_parallel_size": "4"}, True),  # from --mlperf-engine-arg, parsed or not
+    ({"tensor_parallel_size": 2, "disable_custom_all_reduce": False}, False),  # the user's word wins
+])
+def test_tensor_parallel_engines_default_to_nccl_all_reduce(engine_args: dict, expected: bool | None) -> None:
+    from pytest_mlperf import embedded
+    from pytest_mlperf.backends.vllm_backend import engine_kwargs
+
+    kwargs = engine_kwargs(embedded.MODEL_DIR, engine_args)
+    assert kwargs.get("disable_custom_all_reduce") is expected

@@ -51,6 +51,10 @@ class GenerationConfig:
     eos_token_ids: tuple[int, ...] = ()
 
 
+#: files a Hugging Face model folder holds its tokenizer in
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
+
+
 @dataclass(frozen=True)
 class SystemSpec:
     """What the benchmark runs against, apart from how the engine is tuned.
@@ -98,10 +102,13 @@ class SystemSpec:
 
     @property
     def tokenizer_source(self) -> str | None:
-        """Where the tokenizer loads from: ``tokenizer``, else the local model folder."""
+        """Where the tokenizer loads from: ``tokenizer``, else the local model folder when it
+        holds one (a folder of only config.json, for dummy weights, has none)."""
         if self.tokenizer is not None:
             return self.tokenizer
-        return str(self.path) if self.path is not None else None
+        if self.path is not None and any((self.path / name).is_file() for name in TOKENIZER_FILES):
+            return str(self.path)
+        return None
 
     def label(self) -> str:
         """Short, for reports: ``embedded``, the folder, or ``name @ url, url``."""

@@ -32,7 +32,14 @@ from typing import Any
 
 from pytest_mlperf import cpu
 from pytest_mlperf.backends import weights
-from pytest_mlperf.backends.base import Backend, GenerationConfig, Query, Responder, SystemSpec
+from pytest_mlperf.backends.base import (
+    TOKENIZER_FILES,
+    Backend,
+    GenerationConfig,
+    Query,
+    Responder,
+    SystemSpec,
+)
 from pytest_mlperf.vocabulary import Scenario
 
 #: Engine defaults on a CPU (vLLM's CPU build): float32 is ~3x faster than bf16 there, and
@@ -46,7 +53,6 @@ CPU_ENVIRONMENT: Mapping[str, str] = {
 }
 #: Defaults everywhere: no periodic stats logging (a log line every few seconds).
 ENGINE_DEFAULTS: Mapping[str, Any] = {"disable_log_stats": True}
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 _STOP = object()
 
 
@@ -63,10 +69,22 @@ def engine_kwargs(path: Path, engine_args: Mapping[str, Any]) -> dict[str, Any]:
     if on_cpu():
         kwargs.update(CPU_DEFAULTS)
     # Token ids in, token ids out: a folder without a tokenizer (dummy weights) still runs.
-    if not any((Path(path) / name).is_file() for name in _TOKENIZER_FILES):
+    if not any((Path(path) / name).is_file() for name in TOKENIZER_FILES):
         kwargs["skip_tokenizer_init"] = True
+    kwargs.update(multi_gpu_defaults(engine_args))
     kwargs.update(engine_args)
     return kwargs
+
+
+def multi_gpu_defaults(engine_args: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults for an engine over several GPUs: vLLM's custom all-reduce kernel crashes on the
+    H200 machines this project is measured on (``../shared/gpu``, vLLM 0.26), so with
+    ``tensor_parallel_size`` > 1 it is off unless the engine arguments say otherwise
+    (``--mlperf-engine-arg disable_custom_all_reduce=false`` where it works: it is faster on
+    NVLink). NCCL's all-reduce is used instead."""
+    if int(engine_args.get("tensor_parallel_size", 1) or 1) > 1:
+        return {"disable_custom_all_reduce": True}
+    return {}
 
 
 def apply_environment() -> None:

@@ -21,6 +21,7 @@ and :func:`logged_budget` makes the default limit from those, half a second into
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,8 @@ class RunBudget:
     expected_s: float
     #: how ``expected_s`` follows from the settings, for messages
     basis: str
+    #: the queries the run issues, where loadgen's detail log has said
+    queries: int | None = None
 
     @property
     def timeout_s(self) -> float:
@@ -58,7 +61,7 @@ def run_budget(settings: Any, scenario: Scenario, mode: Mode, total_count: int) 
         if mode is Mode.ACCURACY:
             schedule = samples / qps
             return RunBudget(schedule, schedule, f"{samples} samples at server_target_qps {qps:g}")
-        queries = max(settings.min_query_count, math.ceil(qps * min_duration_s))
+        queries = whole_passes(settings, max(settings.min_query_count, math.ceil(qps * min_duration_s)))
         schedule = queries / qps
         return RunBudget(schedule, schedule,
                          f"{queries} queries at server_target_qps {qps:g} "
@@ -68,7 +71,7 @@ def run_budget(settings: Any, scenario: Scenario, mode: Mode, total_count: int) 
             return _single_stream(samples, 0.0)
         # loadgen lays out at least min_duration's worth at the expected latency
         latency_s = settings.single_stream_expected_latency_ns / 1e9
-        queries = max(settings.min_query_count, math.ceil(min_duration_s / latency_s))
+        queries = whole_passes(settings, max(settings.min_query_count, math.ceil(min_duration_s / latency_s)))
         return _single_stream(queries, min_duration_s)
     # Offline: one query of every sample; the run lasts as long as the engine takes.
     if mode is Mode.PERFORMANCE:
@@ -79,6 +82,15 @@ def run_budget(settings: Any, scenario: Scenario, mode: Mode, total_count: int) 
     if qps > 0 and samples / qps < slowest:
         return RunBudget(0.0, samples / qps, f"{samples} samples at offline_expected_qps {qps:g}")
     return RunBudget(0.0, slowest, f"{samples} samples at {SLOWEST_SAMPLE_S:g} s each at most")
+
+
+def whole_passes(settings: Any, queries: int) -> int:
+    """With ``sample_concatenate_permutation`` (llama3.1-8b's mlperf.conf) loadgen issues every
+    performance sample once per pass and rounds the query count up to whole passes."""
+    per_pass = settings.performance_sample_count_override
+    if getattr(settings, "sample_concatenate_permutation", False) and per_pass > 0:
+        return math.ceil(queries / per_pass) * per_pass
+    return queries
 
 
 def _single_stream(queries: int, min_duration_s: float) -> RunBudget:
@@ -97,11 +109,13 @@ def logged_budget(log: Any, scenario: Scenario, mode: Mode) -> RunBudget | None:
     min_duration_s = (log.get("effective_min_duration_ms") or 0) / 1000
     if scenario.loadgen_name == "Server":
         schedule = duration_ns / 1e9
-        return RunBudget(schedule, schedule, f"loadgen's schedule: {queries:.0f} queries over {schedule:.0f} s")
+        return RunBudget(schedule, schedule, f"loadgen's schedule: {queries:.0f} queries over {schedule:.0f} s",
+                         int(queries))
     if scenario is Scenario.SINGLE_STREAM:
         needed = log.get("effective_min_query_count") if mode is Mode.PERFORMANCE else queries
         needed = min(queries, needed) if isinstance(needed, (int, float)) else queries
-        return _single_stream(int(needed), min_duration_s if mode is Mode.PERFORMANCE else 0.0)
+        return dataclasses.replace(_single_stream(int(needed), min_duration_s if mode is Mode.PERFORMANCE else 0.0),
+                                   queries=int(queries))
     samples = int(queries * samples_per_query)
     qps = log.get("effective_target_qps")
     slowest = samples * SLOWEST_SAMPLE_S

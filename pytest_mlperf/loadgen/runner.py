@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -187,18 +188,25 @@ def run_loadgen(
     finished = threading.Event()
     stop_watching = threading.Event()
 
+    laid_out: list[int] = []
+
     def watch() -> None:
-        """The time limit; a default one is remade from what loadgen logs it laid out."""
+        """The time limit; a default one is remade from what loadgen logs it laid out, which
+        also gives the progress line its total."""
         nonlocal limit, why
-        refine = not timeout_s
+        learn = True
         while not stop_watching.wait(0.25):
             elapsed = time.perf_counter() - started
-            if refine and elapsed >= 0.5:
+            if learn and elapsed >= 0.5:
                 logged = _logged_budget(outdir, plan.scenario, mode)
                 if logged is not None:
-                    refine = False
-                    limit = logged.timeout_s
-                    why = f"the default limit, 2 x {logged.expected_s:.0f} s + {MARGIN_S:g} s ({logged.basis})"
+                    learn = False
+                    if logged.queries and plan.scenario is not Scenario.OFFLINE:
+                        laid_out.append(logged.queries)
+                    if not timeout_s:
+                        limit = logged.timeout_s
+                        why = (f"the default limit, 2 x {logged.expected_s:.0f} s + {MARGIN_S:g} s "
+                               f"({logged.basis})")
             if elapsed >= limit:
                 timed_out.set()
                 responder.fail(TimeoutError(f"the run did not finish within {limit:g} s ({why})"))
@@ -207,10 +215,14 @@ def run_loadgen(
     watchdog = threading.Thread(target=watch, name="mlperf-watchdog", daemon=True)
     reporter = None
     done = threading.Event()
+
+    def progress() -> Progress:
+        now = responder.progress()
+        return dataclasses.replace(now, laid_out=laid_out[0]) if laid_out else now
     if on_progress is not None:
         def report() -> None:
             while not done.wait(progress_interval_s):
-                on_progress(responder.progress())
+                on_progress(progress())
 
         reporter = threading.Thread(target=report, name="mlperf-progress", daemon=True)
         reporter.start()
@@ -252,7 +264,7 @@ def run_loadgen(
             responder.close()
             if reporter is not None:
                 reporter.join()
-                on_progress(responder.progress())  # type: ignore[misc]
+                on_progress(progress())  # type: ignore[misc]
             lg.DestroyQSL(qsl)
             sut.destroy()
     if interrupted:

@@ -42,6 +42,8 @@ class Progress:
     #: time to first token and time per output token (after the first) of completed queries
     ttft_s: tuple[float, ...] = ()
     tpot_s: tuple[float, ...] = ()
+    #: the queries loadgen laid out for the run, once its detail log says (not Offline's one)
+    laid_out: int | None = None
 
     @property
     def in_flight(self) -> int:
