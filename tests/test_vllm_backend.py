@@ -342,6 +342,7 @@ def test_one_instance_serves_offline_then_server_then_offline(
     ({"tensor_parallel_size": 2}, True),    # custom all-reduce crashes on the lent H200s
     ({"tensor_parallel_size": "4"}, True),  # from --mlperf-engine-arg, parsed or not
     ({"tensor_parallel_size": 2, "disable_custom_all_reduce": False}, False),  # the user's word wins
+    ({"tensor_parallel_size": "two"}, None),  # not a number: vLLM says so as it starts
 ])
 def test_tensor_parallel_engines_default_to_nccl_all_reduce(engine_args: dict, expected: bool | None) -> None:
     from pytest_mlperf import embedded

@@ -82,9 +82,11 @@ def multi_gpu_defaults(engine_args: Mapping[str, Any]) -> dict[str, Any]:
     ``tensor_parallel_size`` > 1 it is off unless the engine arguments say otherwise
     (``--mlperf-engine-arg disable_custom_all_reduce=false`` where it works: it is faster on
     NVLink). NCCL's all-reduce is used instead."""
-    if int(engine_args.get("tensor_parallel_size", 1) or 1) > 1:
-        return {"disable_custom_all_reduce": True}
-    return {}
+    try:
+        tensor_parallel = int(engine_args.get("tensor_parallel_size", 1) or 1)
+    except (TypeError, ValueError):
+        return {}  # vLLM names the bad value when the engine starts
+    return {"disable_custom_all_reduce": True} if tensor_parallel > 1 else {}
 
 
 def apply_environment() -> None:
