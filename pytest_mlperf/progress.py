@@ -12,7 +12,6 @@ samples, the run's user.conf) attached to the test report.
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 import threading
@@ -63,13 +62,9 @@ def expectation(plan: Any, mode: Mode) -> Expectation:
     duration = settings.min_duration_ms / 1000.0
     if plan.scenario is Scenario.OFFLINE:
         return Expectation(min_queries=min_queries, total_from_issue=True)
-    from pytest_mlperf.loadgen.budget import whole_passes
+    from pytest_mlperf.loadgen.budget import performance_queries
 
-    if plan.scenario in (Scenario.SERVER, Scenario.INTERACTIVE):
-        scheduled = math.ceil(settings.server_target_qps * duration)
-    else:  # SingleStream: min_duration's worth at the expected latency
-        scheduled = math.ceil(duration / (settings.single_stream_expected_latency_ns / 1e9))
-    return Expectation(queries=whole_passes(settings, max(min_queries, scheduled)),
+    return Expectation(queries=performance_queries(settings, plan.scenario),
                        min_queries=min_queries, min_duration_s=duration)
 
 

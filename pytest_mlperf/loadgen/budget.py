@@ -61,7 +61,7 @@ def run_budget(settings: Any, scenario: Scenario, mode: Mode, total_count: int) 
         if mode is Mode.ACCURACY:
             schedule = samples / qps
             return RunBudget(schedule, schedule, f"{samples} samples at server_target_qps {qps:g}")
-        queries = whole_passes(settings, max(settings.min_query_count, math.ceil(qps * min_duration_s)))
+        queries = performance_queries(settings, scenario)
         schedule = queries / qps
         return RunBudget(schedule, schedule,
                          f"{queries} queries at server_target_qps {qps:g} "
@@ -69,10 +69,7 @@ def run_budget(settings: Any, scenario: Scenario, mode: Mode, total_count: int) 
     if scenario is Scenario.SINGLE_STREAM:
         if mode is Mode.ACCURACY:
             return _single_stream(samples, 0.0)
-        # loadgen lays out at least min_duration's worth at the expected latency
-        latency_s = settings.single_stream_expected_latency_ns / 1e9
-        queries = whole_passes(settings, max(settings.min_query_count, math.ceil(min_duration_s / latency_s)))
-        return _single_stream(queries, min_duration_s)
+        return _single_stream(performance_queries(settings, scenario), min_duration_s)
     # Offline: one query of every sample; the run lasts as long as the engine takes.
     if mode is Mode.PERFORMANCE:
         samples = max(settings.min_query_count,
@@ -82,6 +79,19 @@ def run_budget(settings: Any, scenario: Scenario, mode: Mode, total_count: int) 
     if qps > 0 and samples / qps < slowest:
         return RunBudget(0.0, samples / qps, f"{samples} samples at offline_expected_qps {qps:g}")
     return RunBudget(0.0, slowest, f"{samples} samples at {SLOWEST_SAMPLE_S:g} s each at most")
+
+
+def performance_queries(settings: Any, scenario: Scenario) -> int:
+    """The fewest queries loadgen lays out for a Server, Interactive or SingleStream performance
+    run: ``min_query_count``, or ``min_duration``'s worth at the target rate (SingleStream: at the
+    expected latency) when that is more, in whole passes over the samples. (loadgen may lay
+    out more: the detail log's ``generated_query_count`` says, see :func:`logged_budget`.)"""
+    min_duration_s = settings.min_duration_ms / 1000
+    if scenario is Scenario.SINGLE_STREAM:
+        at_rate = math.ceil(min_duration_s / (settings.single_stream_expected_latency_ns / 1e9))
+    else:
+        at_rate = math.ceil(settings.server_target_qps * min_duration_s)
+    return whole_passes(settings, max(settings.min_query_count, at_rate))
 
 
 def whole_passes(settings: Any, queries: int) -> int:
