@@ -138,6 +138,17 @@ def test_bench(mlperf_result):
 '''
 
 
+#: the session's records as the plugin writes them (the controller's, under xdist): add this
+#: option to a run and read them back with :func:`session_records`
+RECORDS_JSON = "--mlperf-json=records.json"
+
+
+def session_records(pytester):
+    from pytest_mlperf.report.results_json import read_results_json
+
+    return read_results_json(pytester.path / "records.json")
+
+
 def setup(pytester, settings="{}", n=12, scenarios='("Offline", "Server")'):
     import importlib
 

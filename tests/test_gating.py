@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pytest_mlperf import BenchmarkRecord
-from tests.fake_world import setup
+from tests.fake_world import RECORDS_JSON, session_records, setup
 
 PACED = r'''
 import os, queue
@@ -61,25 +61,14 @@ BACKENDS["paced"] = PacedBackend
 def mlperf_model():
     return SystemSpec.local("/nonexistent/paced-model")
 
-
-def pytest_sessionfinish(session):
-    from pytest_mlperf import stash
-    if hasattr(session.config, "workerinput"):
-        return  # the controller has the records
-    records = session.config.stash.get(stash.RECORDS, [])
-    Path("records.json").write_text(json.dumps([r.to_json() for r in records]))
 '''
 
 
 def _world(pytester: pytest.Pytester) -> list[str]:
     args = setup(pytester)
     pytester.makeconftest("from pathlib import Path\n" + (pytester.path / "conftest.py").read_text() + PACED)
-    return [*args, "--mlperf-backend=paced", "--mlperf-mode=performance", "--mlperf-scenario=Offline",
+    return [*args, RECORDS_JSON, "--mlperf-backend=paced", "--mlperf-mode=performance", "--mlperf-scenario=Offline",
             f"--mlperf-storage={pytester.path / 'stored'}"]
-
-
-def _records(pytester: pytest.Pytester) -> list[BenchmarkRecord]:
-    return [BenchmarkRecord.from_json(r) for r in json.loads((pytester.path / "records.json").read_text())]
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["n0", "n2"])
@@ -92,7 +81,7 @@ def test_a_backend_made_10_percent_slower_fails_a_5_percent_gate(pytester: pytes
     args = [*_world(pytester), *workers]
     pytester.runpytest(*args, "--mlperf-save").assert_outcomes(passed=1)
     (saved,) = (pytester.path / "stored").rglob("0001_*.json")
-    baseline = _records(pytester)[0].figures.tokens_per_second
+    baseline = session_records(pytester)[0].figures.tokens_per_second
     assert baseline and json.loads(saved.read_text())["records"][0]["figures"]["tokens_per_second"] == baseline
 
     monkeypatch.setenv("PACE_SLOWDOWN", "1.1")
@@ -189,7 +178,7 @@ def test_repeat_gates_on_the_median_and_shows_the_spread(pytester: pytest.Pytest
         "*MLPerf repeats*",
         "*test_bench?Offline-performance?: 3 runs, 3/3 VALID; tokens/s median * (min *, max *, spread *% of the median)",
     ])
-    (record,) = _records(pytester)
+    (record,) = session_records(pytester)
     rates = sorted(a.figures.tokens_per_second for a in record.repeats)
     assert record.figures.tokens_per_second == rates[1]  # the median, exactly
     assert rates[0] < 150 < rates[1]

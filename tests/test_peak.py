@@ -9,13 +9,10 @@ median TTFT of 28 ms, 210 INVALID at 59 ms)."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from pytest_mlperf import BenchmarkRecord
 from pytest_mlperf.peak import PeakTolerance, search
-from tests.fake_world import setup
+from tests.fake_world import RECORDS_JSON, session_records, setup
 
 RATE = 200.0
 CAPACITY = r'''
@@ -54,13 +51,6 @@ class Capacity(CopyBackend):
 
 BACKENDS["capacity"] = Capacity
 
-
-def pytest_sessionfinish(session):
-    from pytest_mlperf import stash
-    if hasattr(session.config, "workerinput"):
-        return  # the controller has the records
-    records = session.config.stash.get(stash.RECORDS, [])
-    Path("records.json").write_text(json.dumps([r.to_json() for r in records]))
 '''.replace("RATE", repr(RATE))
 
 
@@ -70,9 +60,9 @@ def test_find_peak_lands_within_the_tolerance_of_the_service_rate(pytester: pyte
     args = setup(pytester, settings=settings, scenarios='("Server",)')
     pytester.makeconftest("from pathlib import Path\n" + (pytester.path / "conftest.py").read_text() + CAPACITY)
     result = pytester.runpytest(*args, "--mlperf-backend=capacity", "--mlperf-scenario=Server",
-                                "--mlperf-mode=performance", "--mlperf-find-peak=10%")
+                                "--mlperf-mode=performance", "--mlperf-find-peak=10%", RECORDS_JSON)
     result.assert_outcomes(passed=1)
-    (record,) = [BenchmarkRecord.from_json(r) for r in json.loads((pytester.path / "records.json").read_text())]
+    (record,) = session_records(pytester)
     peak = record.peak
     assert peak is not None and peak.peak_qps is not None and peak.invalid_qps is not None
     # The bracket is within the tolerance, and it holds the service rate, give or take the

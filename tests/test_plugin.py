@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 
 import pytest
 
 from tests.fake_world import setup
+from tests.probes import loaded_modules
 
 
 def test_passing_benchmark_reports_validity_tokens_and_accuracy(pytester: pytest.Pytester) -> None:
@@ -185,6 +184,4 @@ HEAVY = ("numpy", "mlperf_loadgen", "torch", "transformers", "vllm", "nltk")
 ])
 def test_plugin_import_and_help_are_light(code: str) -> None:
     """No numpy, loadgen, torch, engines or NLTK at plugin import or at ``pytest --help``."""
-    probe = code + f"\nimport sys; print([m for m in {HEAVY!r} if m in sys.modules])"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
-    assert out.strip().splitlines()[-1] == "[]"
+    assert loaded_modules(code, HEAVY) == []

@@ -21,21 +21,7 @@ from pytest_mlperf.record import (
     Target,
     Verdict,
 )
-from tests.fake_world import setup
-
-DUMP_RECORDS = """
-import json
-from pathlib import Path
-from pytest_mlperf import stash
-
-def pytest_sessionfinish(session):
-    records = session.config.stash[stash.RECORDS]
-    Path("records.json").write_text(json.dumps([r.to_json() for r in records]))
-"""
-
-
-def _records(pytester: pytest.Pytester) -> list[BenchmarkRecord]:
-    return [BenchmarkRecord.from_json(r) for r in json.loads((pytester.path / "records.json").read_text())]
+from tests.fake_world import RECORDS_JSON, session_records, setup
 
 
 def test_record_round_trips_through_json() -> None:
@@ -82,13 +68,12 @@ def _comparable(record: BenchmarkRecord) -> dict:
 def test_xdist_gives_the_same_records(pytester: pytest.Pytester) -> None:
     pytest.importorskip("xdist")
     args = setup(pytester)
-    pytester.makeconftest((pytester.path / "conftest.py").read_text() + DUMP_RECORDS)
     pytester.runpytest("--mlperf-backend=copy", "--mlperf-scenario=Offline,Server",
-                       "--mlperf-setting=server_target_qps=200", *args).assert_outcomes(passed=4)
-    serial = _records(pytester)
+                       "--mlperf-setting=server_target_qps=200", RECORDS_JSON, *args).assert_outcomes(passed=4)
+    serial = session_records(pytester)
     pytester.runpytest("-n", "2", "--mlperf-backend=copy", "--mlperf-scenario=Offline,Server",
-                       "--mlperf-setting=server_target_qps=200", *args).assert_outcomes(passed=4)
-    parallel = _records(pytester)
+                       "--mlperf-setting=server_target_qps=200", RECORDS_JSON, *args).assert_outcomes(passed=4)
+    parallel = session_records(pytester)
     assert len(serial) == 4
     assert sorted(map(_comparable, serial), key=lambda d: d["nodeid"]) == \
         sorted(map(_comparable, parallel), key=lambda d: d["nodeid"])
@@ -128,11 +113,11 @@ def mlperf_model():
 def test_backend_from_a_conftest_hook_with_a_served_system(pytester: pytest.Pytester) -> None:
     args = setup(pytester)
     conftest = (pytester.path / "conftest.py").read_text()
-    pytester.makeconftest("from pathlib import Path\n" + conftest + SERVED + DUMP_RECORDS)
-    result = pytester.runpytest("--mlperf-backend=served-double", "--mlperf-engine-arg=max_num_seqs=4", *args)
+    pytester.makeconftest("from pathlib import Path\n" + conftest + SERVED)
+    result = pytester.runpytest("--mlperf-backend=served-double", "--mlperf-engine-arg=max_num_seqs=4", RECORDS_JSON, *args)
     result.assert_outcomes(passed=2)
     assert json.loads((pytester.path / "started.json").read_text()) == ["http://10.0.0.1:8000", "http://10.0.0.2:8000"]
-    system = _records(pytester)[0].system
+    system = session_records(pytester)[0].system
     assert (system.kind, system.model, system.engine, system.engine_args) == (
         "served", "tiny-llama @ http://10.0.0.1:8000, http://10.0.0.2:8000", "openai-double", {"max_num_seqs": 4})
     assert system.extra["endpoints_seen"] == ["http://10.0.0.1:8000", "http://10.0.0.2:8000"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pytest_mlperf import BenchmarkRecord, compliance
-from tests.fake_world import setup
+from tests.fake_world import RECORDS_JSON, session_records, setup
 
 DOUBLES = r'''
 
@@ -38,13 +38,6 @@ class DoubleEos(CopyBackend):
 BACKENDS.update({"drop-first": DropFirstToken, "double-eos": DoubleEos})
 WordTokenizer.eos_token_id = 2
 
-
-def pytest_sessionfinish(session):
-    from pytest_mlperf import stash
-    if hasattr(session.config, "workerinput"):
-        return  # the controller has the records
-    records = session.config.stash.get(stash.RECORDS, [])
-    Path("records.json").write_text(json.dumps([r.to_json() for r in records]))
 '''
 
 PASSED = ("First token check pass: True\nEOS check pass: True\nSample length check pass: True\n"
@@ -55,11 +48,12 @@ def _world(pytester: pytest.Pytester, scenario: str = "Server") -> list[str]:
     settings = '{"server_target_qps": 500, "min_duration_ms": 500}' if scenario != "Offline" else "{}"
     args = setup(pytester, settings=settings)
     pytester.makeconftest("from pathlib import Path\n" + (pytester.path / "conftest.py").read_text() + DOUBLES)
-    return [*args, f"--mlperf-scenario={scenario}", "--mlperf-mode=performance", "--mlperf-compliance=TEST06"]
+    return [*args, RECORDS_JSON, f"--mlperf-scenario={scenario}", "--mlperf-mode=performance",
+            "--mlperf-compliance=TEST06"]
 
 
 def _record(pytester: pytest.Pytester) -> BenchmarkRecord:
-    (record,) = [BenchmarkRecord.from_json(r) for r in json.loads((pytester.path / "records.json").read_text())]
+    (record,) = session_records(pytester)
     return record
 
 

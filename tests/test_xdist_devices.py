@@ -5,13 +5,12 @@ its tests share that worker's engine."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from pytest_mlperf import BenchmarkRecord, devices
-from tests.fake_world import BENCHMARK, setup
+from tests.fake_world import BENCHMARK, RECORDS_JSON, session_records, setup
 
 pytest.importorskip("xdist")
 
@@ -37,13 +36,6 @@ BACKENDS["recording"] = Recording
 def mlperf_model():
     return SystemSpec.local("/nonexistent/model")
 
-
-def pytest_sessionfinish(session):
-    from pytest_mlperf import stash
-    if hasattr(session.config, "workerinput"):
-        return
-    records = session.config.stash.get(stash.RECORDS, [])
-    Path("records.json").write_text(json.dumps([r.to_json() for r in records]))
 '''
 
 
@@ -52,13 +44,13 @@ def _world(pytester: pytest.Pytester) -> list[str]:
     pytester.makeconftest("from pathlib import Path\n" + (pytester.path / "conftest.py").read_text() + RECORDING)
     pytester.makepyfile(test_edge=BENCHMARK.replace("{SETTINGS}", "{}").replace("{SCENARIOS}", '("Offline",)')
                         .replace('"llama3.1-8b"', '"llama3.1-8b-edge"').replace("test_bench", "test_edge"))
-    return [*args, "--mlperf-backend=recording", "--mlperf-scenario=Offline"]
+    return [*args, RECORDS_JSON, "--mlperf-backend=recording", "--mlperf-scenario=Offline"]
 
 
 def _run(pytester: pytest.Pytester, out: str, *args: str) -> tuple[list[BenchmarkRecord], set[str]]:
     results = pytester.path / out
     pytester.runpytest(*args, f"--mlperf-output={results}").assert_outcomes(passed=4)
-    records = [BenchmarkRecord.from_json(r) for r in json.loads((pytester.path / "records.json").read_text())]
+    records = session_records(pytester)
     files = {str(p.relative_to(results)) for p in results.rglob("mlperf_log_*")}
     return records, files
 
@@ -119,7 +111,7 @@ def test_gpus_are_shared_out_from_cuda_visible_devices(pytester: pytest.Pytester
     result = pytester.runpytest(*args, "-n", "2", "--mlperf-gpus-per-worker=2", "--mlperf-output=r")
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(["mlperf: xdist workers pinned to GPUs through CUDA_VISIBLE_DEVICES: gw0: 4,5; gw1: 6,7"])
-    records = [BenchmarkRecord.from_json(r) for r in json.loads((pytester.path / "records.json").read_text())]
+    records = session_records(pytester)
     assert {r.system.devices for r in records} == {("4", "5"), ("6", "7")}
     result = pytester.runpytest(*args, "-n", "3", "--mlperf-gpus-per-worker=2")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
