@@ -4,7 +4,7 @@ Session scope: the options, the model (a :class:`~pytest_mlperf.SystemSpec`), en
 arguments, tokenizer, data set, QSL, generation parameters and the engine pool. Function scope:
 this test's spec, scenario, mode, loadgen settings, SUT, runner, baseline and the result. Nothing
 here starts an engine or runs loadgen at setup: the plugin runs the benchmark in the test's call
-phase (:mod:`pytest_mlperf.benchmark`). Registered as a plugin by ``pytest_configure``; heavy
+phase (:mod:`pytest_mlperf.run.benchmark`). Registered as a plugin by ``pytest_configure``; heavy
 modules load inside the fixtures.
 """
 
@@ -16,19 +16,19 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_mlperf import stash
 from pytest_mlperf.backends.base import TOKENIZER_FILES, Backend, GenerationConfig, SystemSpec
-from pytest_mlperf.benchmark import BenchmarkResult, new_run_dir
+from pytest_mlperf.core import stash
+from pytest_mlperf.core.vocabulary import Mode, Scenario
 from pytest_mlperf.options import MlperfOptions
+from pytest_mlperf.run.benchmark import BenchmarkResult, new_run_dir
 from pytest_mlperf.spec import BenchmarkSpec
-from pytest_mlperf.vocabulary import Mode, Scenario
 
 if TYPE_CHECKING:
     from pytest_mlperf.accuracy.baselines import BaselineChoice
-    from pytest_mlperf.dataset import QSL, Dataset
-    from pytest_mlperf.engines import EnginePool
+    from pytest_mlperf.data.dataset import QSL, Dataset
     from pytest_mlperf.loadgen.runner import RunResult
     from pytest_mlperf.loadgen.settings import SettingsPlan
+    from pytest_mlperf.run.engines import EnginePool
 
 
 @pytest.fixture(scope="session")
@@ -92,7 +92,7 @@ def mlperf_tokenizer(mlperf_model: SystemSpec) -> Any:
 @pytest.fixture(scope="session")
 def mlperf_dataset(mlperf_options: MlperfOptions) -> Dataset:
     """The data set (default: the embedded sample set), cut to ``--mlperf-total-samples``."""
-    from pytest_mlperf.dataset import DatasetError, load_dataset
+    from pytest_mlperf.data.dataset import DatasetError, load_dataset
 
     if mlperf_options.dataset is not None:
         path = mlperf_options.dataset
@@ -110,7 +110,7 @@ def mlperf_dataset(mlperf_options: MlperfOptions) -> Dataset:
 def mlperf_qsl(request: pytest.FixtureRequest, mlperf_dataset: Dataset, mlperf_options: MlperfOptions) -> QSL:
     """Prompt token ids by index (``tok_input``, else the tokenizer's encoding) and loadgen's
     total and performance counts."""
-    from pytest_mlperf.dataset import build_qsl
+    from pytest_mlperf.data.dataset import build_qsl
 
     encode = None
     if any(r.tok_input is None for r in mlperf_dataset.records):
@@ -126,7 +126,7 @@ def mlperf_generation() -> GenerationConfig:
 
 @pytest.fixture(scope="session")
 def mlperf_engines(pytestconfig: pytest.Config, mlperf_generation: GenerationConfig) -> Iterator[EnginePool]:
-    from pytest_mlperf.engines import EnginePool
+    from pytest_mlperf.run.engines import EnginePool
 
     pool = EnginePool(pytestconfig, mlperf_generation)
     yield pool
@@ -211,8 +211,8 @@ def mlperf_runner(
     def run(mode: Mode, overrides: Mapping[str, Any] | None = None, label: str | None = None) -> RunResult:
         import dataclasses
 
+        from pytest_mlperf.live.progress import track_run
         from pytest_mlperf.loadgen.runner import run_loadgen
-        from pytest_mlperf.progress import track_run
 
         plan = mlperf_settings
         if overrides:

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from pytest_mlperf import compare, stash, storage
-from pytest_mlperf.record import BenchmarkRecord
+from pytest_mlperf.core import stash
+from pytest_mlperf.gate import compare, storage
 
 #: the stored session this process compares with (None: none)
 STORED = pytest.StashKey["storage.StoredSession | None"]()
@@ -43,7 +43,7 @@ def _is_worker(config: pytest.Config) -> bool:
 
 
 def _this_machine() -> str:
-    from pytest_mlperf.system import device
+    from pytest_mlperf.core.system import device
 
     return storage.machine_id(device())
 
@@ -84,7 +84,7 @@ class Gate:
         return found
 
     def _check_audit_config(self) -> None:
-        from pytest_mlperf.compliance import stray_audit_config
+        from pytest_mlperf.submission.compliance import stray_audit_config
 
         for path in stray_audit_config(Path.cwd(), self.config.invocation_params.dir):
             message = (f"{path} exists: loadgen would turn a run into a compliance run if handed it. "
@@ -104,7 +104,7 @@ class Gate:
         rules = self.config.stash[stash.OPTIONS].thresholds
         if not rules:
             return
-        from pytest_mlperf import thresholds
+        from pytest_mlperf.gate import thresholds
         from pytest_mlperf.spec import MARKER
 
         benchmarks = set()
@@ -139,14 +139,14 @@ class Gate:
         records = config.stash.get(stash.RECORDS, [])
         if not records:
             return
-        from pytest_mlperf.system import git_commit
+        from pytest_mlperf.core.system import git_commit
 
         commit = records[0].system.commit or git_commit(str(config.rootpath))
         config.stash[SAVED] = storage.save(opts.storage, records, commit=commit, label=opts.save or None)
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        from pytest_mlperf import gating_report
+        from pytest_mlperf.report import gating as gating_report
 
         config = self.config
         records = config.stash.get(stash.RECORDS, [])
@@ -159,20 +159,10 @@ class Gate:
                 terminalreporter.write_line(line)
 
 
-def comparison(stored: storage.StoredSession, record: BenchmarkRecord,
-               bounds: Any = ()) -> compare.Comparison:
-    """``record`` against its stored run (or why there is none)."""
-    old = compare.match(stored.records, record)
-    if old is None:
-        return compare.Comparison(nodeid=record.nodeid, against=stored.label,
-                                  skipped=f"no stored run of this test in {stored.label}")
-    return compare.compare(old, record, bounds, stored.label)
-
-
 def after_run(item: pytest.Item, result: Any) -> None:
     """Where the benchmark ran, before its verdict is final: the runs' extras into the record,
     TEST06 misses and regressions against the stored run into the verdict."""
-    from pytest_mlperf.runs import EXTRAS
+    from pytest_mlperf.run.runs import EXTRAS
 
     extras = item.stash.get(EXTRAS, None)
     reasons: list[str] = list(extras.reasons) if extras is not None else []
@@ -181,7 +171,7 @@ def after_run(item: pytest.Item, result: Any) -> None:
     stored = item.config.stash.get(STORED, None)
     if stored is not None:
         opts = item.config.stash[stash.OPTIONS]
-        found = comparison(stored, result.record, opts.compare_fail)
+        found = compare.comparison(stored, result.record, opts.compare_fail)
         if found.skipped is not None:
             if not found.skipped.startswith("no stored run"):
                 warnings.warn(GateWarning(f"{item.nodeid}: not compared with {stored.label}: "

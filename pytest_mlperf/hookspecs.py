@@ -9,8 +9,8 @@ import pytest
 
 if TYPE_CHECKING:
     from pytest_mlperf.backends.base import Backend, GenerationConfig, SystemSpec
-    from pytest_mlperf.record import BenchmarkRecord
-    from pytest_mlperf.vocabulary import Scenario
+    from pytest_mlperf.core.record import BenchmarkRecord
+    from pytest_mlperf.core.vocabulary import Scenario
 
 
 @pytest.hookspec(firstresult=True)
@@ -38,4 +38,4 @@ def pytest_mlperf_backend_names(config: pytest.Config) -> Iterable[str]:
 def pytest_mlperf_result(item: pytest.Item, record: BenchmarkRecord) -> None:
     """Called on the process that ran the benchmark, with its record, before its verdict
     fails or passes the test. The same record reaches the controller in the test report
-    (``pytest_mlperf.record.from_report``)."""
+    (``pytest_mlperf.core.record.from_report``)."""

@@ -17,10 +17,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from pytest_mlperf.compare import FailBound, parse_fail_bound
-from pytest_mlperf.peak import PeakTolerance
-from pytest_mlperf.thresholds import ThresholdRule, parse_rule
-from pytest_mlperf.vocabulary import Mode, Profile, Scenario
+from pytest_mlperf.core.vocabulary import Mode, Profile, Scenario
+from pytest_mlperf.gate.compare import FailBound, parse_fail_bound
+from pytest_mlperf.gate.thresholds import ThresholdRule, parse_rule
+from pytest_mlperf.run.peak import PeakTolerance
 
 #: the compliance tests ``--mlperf-compliance`` runs
 COMPLIANCE_TESTS = ("TEST06",)

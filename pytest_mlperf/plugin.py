@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from pytest_mlperf import hookspecs, options, record, stash
+from pytest_mlperf import hookspecs, options
+from pytest_mlperf.core import record, stash
 from pytest_mlperf.spec import MARKER, MARKER_HELP, SpecError, spec_from_marker
 
 
@@ -23,7 +24,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from pytest_mlperf import devices
+    from pytest_mlperf.run import devices
 
     devices.pin(config)  # an xdist worker: CUDA_VISIBLE_DEVICES before anything loads an engine
     from pytest_mlperf import backends, fixtures, gating
@@ -83,7 +84,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    from pytest_mlperf import preflight
+    from pytest_mlperf.run import preflight
 
     # On the selected tests: scenarios declared, backend known, engine arguments it takes.
     preflight.check_collection(session)
@@ -92,7 +93,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if stash.SPEC in item.stash:
-        from pytest_mlperf import preflight
+        from pytest_mlperf.run import preflight
 
         preflight.raise_deferred(item.config)  # an xdist worker's collection check, before skips
 
@@ -125,20 +126,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def pytest_keyboard_interrupt() -> None:
-    from pytest_mlperf import engines
+    from pytest_mlperf.run import engines
 
     engines.INTERRUPTED.set()  # engines closing now get seconds, not the engine timeout
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    from pytest_mlperf import bounded
+    from pytest_mlperf.core import bounded
 
     session.config.stash[bounded.EXIT_STATUS] = int(exitstatus)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
-    from pytest_mlperf import bounded
+    from pytest_mlperf.core import bounded
 
     bounded.exit_if_unsafe(config)  # a loadgen run left going after a Ctrl-C; reports are written
 

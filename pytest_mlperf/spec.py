@@ -25,14 +25,16 @@ test and the argument, before any engine starts.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from pytest_mlperf.vocabulary import Scenario
+from pytest_mlperf.core.declaration import THRESHOLD_NAMES, BenchmarkSpec, Thresholds
+from pytest_mlperf.core.vocabulary import Scenario
+
+__all__ = ["MARKER", "MARKER_HELP", "THRESHOLD_NAMES", "BenchmarkSpec", "SpecError", "Thresholds",
+           "spec_from_marker"]
 
 MARKER = "mlperf"
 MARKER_HELP = (
@@ -43,31 +45,6 @@ MARKER_HELP = (
 )
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    """Gates beyond loadgen's validity for one scenario. None: not checked."""
-
-    min_tokens_per_second: float | None = None
-    min_samples_per_second: float | None = None
-    #: on loadgen's p99 time to first token / time per output token (streaming scenarios)
-    max_ttft_ms: float | None = None
-    max_tpot_ms: float | None = None
-
-    #: gates that only streaming scenarios can measure
-    STREAMING_ONLY = ("max_ttft_ms", "max_tpot_ms")
-
-    def applies_to(self, name: str, scenario: Scenario) -> bool:
-        return scenario.streaming or name not in self.STREAMING_ONLY
-
-    def merged(self, over: Mapping[str, float]) -> Thresholds:
-        return dataclasses.replace(self, **over)
-
-    def as_dict(self) -> dict[str, float]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
-
-
-THRESHOLD_NAMES = tuple(f.name for f in dataclasses.fields(Thresholds))
-
 _KNOWN = {
     "benchmark", "scenarios", "rouge_ratio", "baseline", "thresholds", "settings",
     "engine_args", *THRESHOLD_NAMES,
@@ -76,24 +53,6 @@ _KNOWN = {
 
 class SpecError(ValueError):
     """A marker that cannot be honoured; the message names the test and the argument."""
-
-
-@dataclass(frozen=True)
-class BenchmarkSpec:
-    benchmark: str
-    scenarios: tuple[Scenario, ...]
-    rouge_ratio: float | None = None
-    baseline: str | Mapping[str, float] | None = None
-    #: the gates of every declared scenario (top-level values, then per-scenario ones)
-    thresholds: Mapping[Scenario, Thresholds] = field(default_factory=dict)
-    settings: Mapping[str, Any] = field(default_factory=dict)
-    engine_args: Mapping[str, Any] = field(default_factory=dict)
-
-    def supports(self, scenario: Scenario) -> bool:
-        return scenario in self.scenarios
-
-    def thresholds_for(self, scenario: Scenario) -> Thresholds:
-        return self.thresholds.get(scenario, Thresholds())
 
 
 def spec_from_marker(marker: pytest.Mark, where: str) -> BenchmarkSpec:
@@ -245,8 +204,8 @@ def _known_benchmark(benchmark: str, scenarios: tuple[Scenario, ...], where: str
     loadgen runs it on defaults and calls it VALID."""
     import difflib
 
+    from pytest_mlperf.loadgen.mlperf_conf import known_models
     from pytest_mlperf.loadgen.settings import conf_model
-    from pytest_mlperf.loadgen.userconf import known_models
 
     models = known_models()
     if not models:

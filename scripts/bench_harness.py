@@ -36,10 +36,10 @@ from pytest_mlperf.backends.base import (  # noqa: E402
     Responder,
     SystemSpec,
 )
-from pytest_mlperf.cpu import usable_cores  # noqa: E402
+from pytest_mlperf.core.cpu import usable_cores  # noqa: E402
+from pytest_mlperf.core.vocabulary import Mode, Profile, Scenario  # noqa: E402
 from pytest_mlperf.loadgen.runner import run_loadgen  # noqa: E402
 from pytest_mlperf.loadgen.settings import SettingsPlan  # noqa: E402
-from pytest_mlperf.vocabulary import Mode, Profile, Scenario  # noqa: E402
 
 
 def emit(**fields: Any) -> None:
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
          loadgen=version("mlcommons-loadgen"), cpus=usable_cores())
     workdir = Path(tempfile.mkdtemp(prefix="bench_harness_"))
     if args.only in (None, "offline"):
-        from pytest_mlperf.dataset import load_dataset
+        from pytest_mlperf.data.dataset import load_dataset
 
         if args.model is None or args.dataset is None:
             from pytest_mlperf import embedded

@@ -45,10 +45,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pytest_mlperf.backends.base import GenerationConfig, Query, SystemSpec  # noqa: E402
-from pytest_mlperf.cpu import usable_cores  # noqa: E402
+from pytest_mlperf.core.cpu import usable_cores  # noqa: E402
+from pytest_mlperf.core.vocabulary import Mode, Profile, Scenario  # noqa: E402
 from pytest_mlperf.loadgen.runner import run_loadgen  # noqa: E402
 from pytest_mlperf.loadgen.settings import SettingsPlan  # noqa: E402
-from pytest_mlperf.vocabulary import Mode, Profile, Scenario  # noqa: E402
 
 NAMES = {"a": "direct_main", "b": "direct_thread", "c": "plugin"}
 
@@ -69,7 +69,7 @@ def direct_generate(backend: Any, prompts: Sequence[Sequence[int]]) -> list[list
     streamer: outputs (up to and including EOS) in prompt order."""
     import torch
 
-    from pytest_mlperf.backends.hf import _until_eos
+    from pytest_mlperf.backends.hf import until_eos
 
     model, pad, eos, gen = backend._model, backend._pad, backend._eos, backend.generation
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
@@ -90,7 +90,7 @@ def direct_generate(backend: Any, prompts: Sequence[Sequence[int]]) -> list[list
             )
         new = out[:, width:].tolist()
         for row, i in enumerate(idx):
-            outputs[i] = _until_eos(new[row], eos)
+            outputs[i] = until_eos(new[row], eos)
     return outputs
 
 
@@ -247,7 +247,7 @@ def engine_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load_prompts(args: argparse.Namespace) -> list[Sequence[int]]:
-    from pytest_mlperf.dataset import load_dataset
+    from pytest_mlperf.data.dataset import load_dataset
 
     return load_dataset(paths(args)[1]).prompts()[: args.samples]
 

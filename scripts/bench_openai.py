@@ -36,10 +36,10 @@ sys.path.insert(0, str(ROOT))
 
 from pytest_mlperf.backends.base import GenerationConfig, SystemSpec  # noqa: E402
 from pytest_mlperf.backends.openai import OpenAIBackend  # noqa: E402
-from pytest_mlperf.cpu import usable_cores  # noqa: E402
+from pytest_mlperf.core.cpu import usable_cores  # noqa: E402
+from pytest_mlperf.core.vocabulary import Mode, Profile, Scenario  # noqa: E402
 from pytest_mlperf.loadgen.runner import run_loadgen  # noqa: E402
 from pytest_mlperf.loadgen.settings import SettingsPlan  # noqa: E402
-from pytest_mlperf.vocabulary import Mode, Profile, Scenario  # noqa: E402
 from tests.servers import SERVED_NAME, free_port, vllm_command  # noqa: E402
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     from importlib.metadata import version
 
     from pytest_mlperf import embedded
-    from pytest_mlperf.dataset import load_dataset
+    from pytest_mlperf.data.dataset import load_dataset
 
     emit(what="versions", python=platform.python_version(), machine=platform.machine(),
          loadgen=version("mlcommons-loadgen"), aiohttp=version("aiohttp"),

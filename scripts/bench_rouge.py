@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pytest_mlperf.accuracy import score_texts
     from pytest_mlperf.accuracy.synthetic import news_pairs
-    from pytest_mlperf.cpu import usable_cores
+    from pytest_mlperf.core.cpu import usable_cores
 
     predictions, references = news_pairs(args.samples, seed=args.seed)
     words = sum(len(p.split()) for p in predictions) / len(predictions)

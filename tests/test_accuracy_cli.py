@@ -191,7 +191,7 @@ def embedded_files():
         pytest.skip("the embedded model and sample set are not built")
     from transformers import AutoTokenizer
 
-    from pytest_mlperf.dataset import load_dataset
+    from pytest_mlperf.data.dataset import load_dataset
 
     return (embedded, AutoTokenizer.from_pretrained(str(embedded.MODEL_DIR)),
             load_dataset(embedded.DATASET_PATH).references)

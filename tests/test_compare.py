@@ -8,8 +8,7 @@ import dataclasses
 
 import pytest
 
-from pytest_mlperf import compare
-from pytest_mlperf.record import (
+from pytest_mlperf.core.record import (
     Accuracy,
     BenchmarkRecord,
     DatasetInfo,
@@ -22,6 +21,7 @@ from pytest_mlperf.record import (
     Timings,
     Verdict,
 )
+from pytest_mlperf.gate import compare
 
 
 def _record(tokens: float = 100.0, ttft_ms: float = 50.0, **changes) -> BenchmarkRecord:

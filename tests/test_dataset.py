@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_mlperf import embedded
-from pytest_mlperf.dataset import TEMPLATE, DatasetError, build_qsl, load_dataset
+from pytest_mlperf.data.dataset import TEMPLATE, DatasetError, build_qsl, load_dataset
 
 CUSTOM = "Summarize:\n{input}\n\nSummary:"
 

@@ -16,10 +16,10 @@ import pytest
 
 from pytest_mlperf import embedded
 from pytest_mlperf.backends.base import Backend, Query, Responder, SystemSpec
+from pytest_mlperf.core.vocabulary import Mode, Profile, Scenario
 from pytest_mlperf.loadgen.runner import RunResult, run_loadgen
 from pytest_mlperf.loadgen.settings import SettingsPlan
 from pytest_mlperf.loadgen.sut import token_ids
-from pytest_mlperf.vocabulary import Mode, Profile, Scenario
 from tests.fake_world import setup
 
 SCENARIOS = list(Scenario)

@@ -216,8 +216,8 @@ def test_a_threshold_for_no_collected_benchmark_warns(pytester: pytest.Pytester)
 
 
 def test_saved_records_survive_a_reload_and_number_on(tmp_path: Path) -> None:
-    from pytest_mlperf import storage
-    from pytest_mlperf.record import Device, Run, System, Verdict
+    from pytest_mlperf.core.record import Device, Run, System, Verdict
+    from pytest_mlperf.gate import storage
 
     record = BenchmarkRecord(benchmark="b", scenario="Offline", mode="performance", profile="quick",
                              system=System(backend="hf", model="m", device=Device(cpu="AMD EPYC 7B13", cpu_cores=2)),
@@ -233,10 +233,10 @@ def test_saved_records_survive_a_reload_and_number_on(tmp_path: Path) -> None:
 
 
 def test_repeats_combine_into_medians_and_the_majoritys_verdict(tmp_path: Path) -> None:
+    from pytest_mlperf.core.record import Distribution, Figures
+    from pytest_mlperf.core.vocabulary import Mode, Scenario
     from pytest_mlperf.loadgen.runner import RunResult
-    from pytest_mlperf.record import Distribution, Figures
-    from pytest_mlperf.repeat import combine
-    from pytest_mlperf.vocabulary import Mode, Scenario
+    from pytest_mlperf.run.repeat import combine
 
     def run(i: int, tokens: float, validity: str, ttft_ms: float, **kw) -> RunResult:
         return RunResult(outdir=tmp_path / f"run_{i}", scenario=Scenario.SERVER, mode=Mode.PERFORMANCE,

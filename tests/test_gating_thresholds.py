@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_mlperf.core.vocabulary import Scenario
+from pytest_mlperf.gate.thresholds import merged, parse_rule, unmatched
 from pytest_mlperf.spec import spec_from_marker
-from pytest_mlperf.thresholds import merged, parse_rule, unmatched
-from pytest_mlperf.vocabulary import Scenario
 
 SERVER, OFFLINE, INTERACTIVE = Scenario.SERVER, Scenario.OFFLINE, Scenario.INTERACTIVE
 

@@ -12,10 +12,10 @@ pytest.importorskip("transformers")
 from pytest_mlperf import embedded  # noqa: E402
 from pytest_mlperf.backends.base import GenerationConfig, SystemSpec  # noqa: E402
 from pytest_mlperf.backends.hf import HFBackend  # noqa: E402
-from pytest_mlperf.dataset import load_dataset  # noqa: E402
+from pytest_mlperf.core.vocabulary import Mode, Profile, Scenario  # noqa: E402
+from pytest_mlperf.data.dataset import load_dataset  # noqa: E402
 from pytest_mlperf.loadgen.runner import run_loadgen  # noqa: E402
 from pytest_mlperf.loadgen.settings import SettingsPlan  # noqa: E402
-from pytest_mlperf.vocabulary import Mode, Profile, Scenario  # noqa: E402
 
 N = 12
 SYSTEM = SystemSpec.local(embedded.MODEL_DIR, embedded=True)
@@ -129,8 +129,8 @@ def test_server_run_meets_latency_limits_with_first_tokens(
     ],
 )
 def test_generation_threads(monkeypatch, threads, env, cores, device, expected) -> None:
-    from pytest_mlperf import cpu
     from pytest_mlperf.backends import hf
+    from pytest_mlperf.core import cpu
 
     monkeypatch.setattr(cpu, "usable_cores", lambda: cores)
     if env is None:
@@ -190,7 +190,7 @@ def test_worker_generates_with_its_thread_count_and_the_same_tokens(monkeypatch,
 
     import torch
 
-    from pytest_mlperf import cpu
+    from pytest_mlperf.core import cpu
 
     monkeypatch.setattr(cpu, "usable_cores", lambda: 2)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)

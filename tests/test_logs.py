@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from pytest_mlperf.backends.base import Backend, SystemSpec
+from pytest_mlperf.core.vocabulary import Mode, Profile, Scenario
 from pytest_mlperf.loadgen.logs import LogError, read_detail, read_summary
 from pytest_mlperf.loadgen.runner import run_loadgen
 from pytest_mlperf.loadgen.settings import SettingsPlan
-from pytest_mlperf.vocabulary import Mode, Profile, Scenario
 from tests.shared import public_logs_dir
 
 

@@ -25,9 +25,9 @@ import pytest
 
 from pytest_mlperf.backends.base import GenerationConfig, SystemSpec
 from pytest_mlperf.backends.openai import OUTPUT_IDS, OUTPUT_TEXT, EndpointError, OpenAIBackend
+from pytest_mlperf.core.vocabulary import Mode, Profile, Scenario
 from pytest_mlperf.loadgen.runner import RunResult, run_loadgen
 from pytest_mlperf.loadgen.settings import SettingsPlan
-from pytest_mlperf.vocabulary import Mode, Profile, Scenario
 from tests.probes import loaded_modules
 from tests.servers import (
     SERVED_NAME,
@@ -364,7 +364,7 @@ COMPARED = 16
 
 @pytest.fixture(scope="module")
 def embedded_prompts() -> list[list[int]]:
-    from pytest_mlperf.dataset import load_dataset
+    from pytest_mlperf.data.dataset import load_dataset
     from pytest_mlperf.embedded import DATASET_PATH
 
     return load_dataset(DATASET_PATH).prompts()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_mlperf.peak import PeakTolerance, search
+from pytest_mlperf.run.peak import PeakTolerance, search
 from tests.fake_world import RECORDS_JSON, session_records, setup
 
 RATE = 200.0
@@ -92,7 +92,7 @@ class _Run:
         self.outdir, self.validity = f"run_{qps:g}", "VALID" if valid else "INVALID"
         self.invalid_reason = None if valid else "TTFT constraint not met"
         self.backend_error, self.loadgen_errors, self.wall_seconds = error, (), 1.0
-        from pytest_mlperf.record import Figures
+        from pytest_mlperf.core.record import Figures
 
         self.figures = Figures(samples_per_second=qps)
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_mlperf import status as st
+from pytest_mlperf.core.vocabulary import Mode, Scenario
+from pytest_mlperf.live import status as st
+from pytest_mlperf.live.progress import Expectation, RunTracker
 from pytest_mlperf.loadgen.sut import Progress
-from pytest_mlperf.progress import Expectation, RunTracker
-from pytest_mlperf.vocabulary import Mode, Scenario
 from tests.fake_world import setup
 
 NODE = "test_bench.py::test_bench[Offline-performance]"
@@ -35,7 +35,7 @@ def _statuses(folder: Path) -> list[dict]:
 
 
 def _watch(folder: Path) -> str:
-    proc = subprocess.run([sys.executable, "-m", "pytest_mlperf.watch", str(folder), "--once"],
+    proc = subprocess.run([sys.executable, "-m", "pytest_mlperf.live.watch", str(folder), "--once"],
                           capture_output=True, text=True, timeout=60, check=True)
     return proc.stdout
 
@@ -79,7 +79,7 @@ def test_status_file_and_watch_show_a_running_benchmark(pytester: pytest.Pyteste
 
 
 def test_watch_says_when_there_is_nothing_to_watch(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "pytest_mlperf.watch", str(tmp_path), "--once"],
+    proc = subprocess.run([sys.executable, "-m", "pytest_mlperf.live.watch", str(tmp_path), "--once"],
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 1 and "no pytest-mlperf session" in proc.stderr
 
@@ -184,9 +184,9 @@ def test_server_time_left_is_the_longer_of_queries_and_duration(tmp_path: Path) 
 
 
 def test_expectation_follows_the_settings() -> None:
+    from pytest_mlperf.core.vocabulary import Profile
+    from pytest_mlperf.live.progress import expectation
     from pytest_mlperf.loadgen.settings import SettingsPlan
-    from pytest_mlperf.progress import expectation
-    from pytest_mlperf.vocabulary import Profile
 
     def plan(scenario: Scenario, **cli) -> SettingsPlan:
         return SettingsPlan(benchmark="llama3.1-8b", scenario=scenario, profile=Profile.QUICK,
@@ -212,11 +212,11 @@ def test_the_progress_total_is_what_loadgen_laid_out(tmp_path: Path, scenario: S
     lays out about twice min_duration's worth), so once the detail log says, the progress line's
     total is loadgen's generated_query_count (an instant SUT, paced by loadgen)."""
     from pytest_mlperf.backends.base import SystemSpec
+    from pytest_mlperf.core.vocabulary import Profile
+    from pytest_mlperf.live.progress import expectation
     from pytest_mlperf.loadgen.logs import read_detail
     from pytest_mlperf.loadgen.runner import run_loadgen
     from pytest_mlperf.loadgen.settings import SettingsPlan
-    from pytest_mlperf.progress import expectation
-    from pytest_mlperf.vocabulary import Profile
     from tests.test_logs import Instant
 
     plan = SettingsPlan(benchmark="llama3.1-8b", scenario=scenario, profile=Profile.QUICK,

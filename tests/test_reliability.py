@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 from pytest_mlperf import embedded
+from pytest_mlperf.core.vocabulary import Mode, Profile, Scenario
 from pytest_mlperf.loadgen.settings import (
     SettingsError,
     SettingsPlan,
     check_overrides,
     setting_fields,
 )
-from pytest_mlperf.vocabulary import Mode, Profile, Scenario
 from tests.fake_world import setup
 
 USAGE = pytest.ExitCode.USAGE_ERROR

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_mlperf.record import (
+from pytest_mlperf.core.record import (
     Accuracy,
     BenchmarkRecord,
     DatasetInfo,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from pytest_mlperf.core.vocabulary import Mode, Profile, Scenario
 from pytest_mlperf.loadgen.settings import SettingsError, SettingsPlan, check_overrides, conf_model
-from pytest_mlperf.vocabulary import Mode, Profile, Scenario
 
 
 def plan(scenario: Scenario, profile: Profile = Profile.OFFICIAL, **kw) -> SettingsPlan:

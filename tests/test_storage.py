@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_mlperf import storage
-from pytest_mlperf.record import BenchmarkRecord, Device, Run, System, Verdict
+from pytest_mlperf.core.record import BenchmarkRecord, Device, Run, System, Verdict
+from pytest_mlperf.gate import storage
 
 H200 = Device(cpu="Intel(R) Xeon(R) Platinum 8480C CPU @ 2.00GHz", cpu_cores=224,
               gpus=("NVIDIA H200",) * 8, driver="570.1", cuda="12.8")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from pytest_mlperf.core.record import Accuracy, BenchmarkRecord, Run, System, Target, Verdict
 from pytest_mlperf.options import OPTIONS
-from pytest_mlperf.record import Accuracy, BenchmarkRecord, Run, System, Target, Verdict
 from pytest_mlperf.submission.accuracy_txt import write_accuracy_txt
 from pytest_mlperf.submission.tree import VIEWABLE_BYTES, truncate_accuracy_log
 from tests.fake_world import CONFTEST
@@ -89,9 +89,9 @@ def test_accuracy_log_is_cut_as_mlcommons_cuts_it(tmp_path: Path) -> None:
 def test_user_conf_reproduces_the_run_through_loadgens_parser(tmp_path: Path, scenario: str) -> None:
     """Every field the run changed over mlperf.conf comes back when loadgen reads the
     user.conf the plugin wrote for it (the fields user.conf cannot set are comments)."""
+    from pytest_mlperf.core.vocabulary import Mode, Profile, Scenario
     from pytest_mlperf.loadgen.settings import SettingsPlan, conf_values
     from pytest_mlperf.submission.user_conf import render, settings_diff
-    from pytest_mlperf.vocabulary import Mode, Profile, Scenario
 
     cli = {"Offline": {"offline_expected_qps": 12.5}, "SingleStream": {"single_stream_expected_latency_ns": 3_000_000},
            "Server": {"server_target_qps": 3.5, "server_target_latency_ns": 42_000_000},

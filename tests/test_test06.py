@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_mlperf import BenchmarkRecord, compliance
+from pytest_mlperf import BenchmarkRecord
+from pytest_mlperf.submission import compliance
 from tests.fake_world import RECORDS_JSON, session_records, setup
 
 DOUBLES = r'''

@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 
 from pytest_mlperf.backends.base import Backend, GenerationConfig, Query, Responder, SystemSpec
+from pytest_mlperf.core.vocabulary import Mode, Profile, Scenario
 from pytest_mlperf.loadgen.runner import RunResult, run_loadgen
 from pytest_mlperf.loadgen.settings import SettingsPlan
-from pytest_mlperf.vocabulary import Mode, Profile, Scenario
 from tests.probes import loaded_modules
 
 needs_vllm = pytest.mark.skipif(
@@ -73,7 +73,7 @@ def system() -> SystemSpec:
 
 @pytest.fixture(scope="module")
 def prompts() -> list[list[int]]:
-    from pytest_mlperf.dataset import load_dataset
+    from pytest_mlperf.data.dataset import load_dataset
     from pytest_mlperf.embedded import DATASET_PATH
 
     return load_dataset(DATASET_PATH).prompts()

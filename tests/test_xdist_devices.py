@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_mlperf import BenchmarkRecord, devices
+from pytest_mlperf import BenchmarkRecord
+from pytest_mlperf.run import devices
 from tests.fake_world import BENCHMARK, RECORDS_JSON, session_records, setup
 
 pytest.importorskip("xdist")
@@ -96,11 +97,11 @@ def test_n2_gives_the_records_and_files_of_n0_with_a_device_per_worker(pytester:
 def _eight_gpus(monkeypatch) -> None:
     import importlib
 
-    from pytest_mlperf.record import Device
+    from pytest_mlperf.core.record import Device
 
     # Through sys.modules: pytester drops modules a test imported, so an attribute of the
     # package may be an older copy than the one the plugin will import.
-    system = importlib.import_module("pytest_mlperf.system")
+    system = importlib.import_module("pytest_mlperf.core.system")
     monkeypatch.setattr(system, "device", lambda: Device(cpu="x", cpu_cores=8, gpus=("NVIDIA H200",) * 8))
 
 
@@ -160,7 +161,7 @@ def test_results_land_where_each_test_says(tmp_path: Path) -> None:
     """Two workers asking for the same test's next run folder at once never share one."""
     import threading
 
-    from pytest_mlperf.benchmark import new_run_dir
+    from pytest_mlperf.run.benchmark import new_run_dir
 
     made: list[Path] = []
     threads = [threading.Thread(target=lambda: made.append(new_run_dir(tmp_path))) for _ in range(16)]

@@ -13,6 +13,9 @@ heavy is imported here: NLTK and NumPy load when something is scored.
 own figures per sample, or the MLCommons targets with gen_len scaled to a subset).
 
 See docs/accuracy.md for how it works and the proof that it matches the reference.
+
+Layer 1 (with ``data/`` and ``embedded/``): may import ``core``, ``data`` and ``embedded``
+(the embedded model's per-sample baseline), nothing higher.
 """
 
 from pytest_mlperf.accuracy.baselines import (

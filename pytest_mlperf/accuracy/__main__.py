@@ -105,7 +105,7 @@ def _dataset_path(dataset: str) -> Path:
 
 
 def _references(dataset: str) -> list[str]:
-    from pytest_mlperf.dataset import load_dataset
+    from pytest_mlperf.data.dataset import load_dataset
 
     return load_dataset(_dataset_path(dataset)).references
 

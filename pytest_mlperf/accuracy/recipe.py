@@ -35,7 +35,7 @@ from pathlib import Path
 
 from pytest_mlperf.accuracy.log import decode_texts, read_accuracy_log
 from pytest_mlperf.accuracy.scores import AccuracyScores, aggregate
-from pytest_mlperf.cpu import usable_cores
+from pytest_mlperf.core.cpu import usable_cores
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,12 @@
 ``pytest_mlperf_make_backend`` hook (this module is a plugin the plugin registers, ``trylast``,
 so a conftest or plugin answering for the same name wins) or the ``pytest_mlperf.backends``
 entry-point group (name -> Backend subclass). Nothing heavy is imported until a backend is
-made."""
+made.
+
+Layer 2: the contract (:mod:`.base`) and the engines behind it (:mod:`.hf`,
+:mod:`.vllm_backend`, :mod:`.openai`). Beside ``loadgen/``; may import ``core`` and
+``data``, never loadgen or anything higher: the SUT bridge in ``loadgen`` calls backends, not the
+other way round."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from typing import Any
 import pytest
 
 from pytest_mlperf.backends.base import Backend, GenerationConfig, SystemSpec
-from pytest_mlperf.vocabulary import Scenario
+from pytest_mlperf.core.vocabulary import Scenario
 
 #: name -> "module:Class"
 BUILTIN: Mapping[str, str] = {

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from pytest_mlperf.vocabulary import Scenario
+from pytest_mlperf.core.vocabulary import Scenario
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,3 +177,16 @@ class Backend(abc.ABC):
         ``engine`` (e.g. ``vllm.LLM``), ``engine_version``, ``engine_args`` (the effective
         ones), ``device``; anything else is kept under ``extra``."""
         return {"engine": type(self).__name__, "engine_args": dict(self.engine_args)}
+
+
+def engine_arg_problems(engine_args: Mapping[str, Any], known: Sequence[str], backend: str) -> list[str]:
+    """Unknown engine argument names, each with the closest known ones."""
+    import difflib
+
+    problems = []
+    for name in engine_args:
+        if name not in known:
+            close = difflib.get_close_matches(name, list(known), n=3)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            problems.append(f"'{name}' is not an engine argument the {backend} backend takes{hint}")
+    return problems

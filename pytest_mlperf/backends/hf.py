@@ -23,9 +23,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pytest_mlperf import cpu
 from pytest_mlperf.backends import weights
 from pytest_mlperf.backends.base import Backend, Query, Responder
+from pytest_mlperf.core import cpu
 
 _STOP = object()
 #: dtype engine argument values (torch dtype names)
@@ -197,7 +197,7 @@ class HFBackend(Backend):
             raise RuntimeError("the hf backend was closed while generating")
         new = out[:, width:].tolist()
         for row, (q, responder) in enumerate(batch):
-            responder.complete(q, _until_eos(new[row], self._eos))
+            responder.complete(q, until_eos(new[row], self._eos))
 
 
 class _Cancelled:
@@ -233,12 +233,12 @@ class _FirstTokenStreamer:
 
 def generation_threads(threads: Any, device: str) -> int | None:
     """torch's thread count for the generating thread: the ``threads`` engine argument, else
-    :func:`pytest_mlperf.cpu.default_threads` (``OMP_NUM_THREADS``, else one on a small CPU,
+    :func:`pytest_mlperf.core.cpu.default_threads` (``OMP_NUM_THREADS``, else one on a small CPU,
     else None: torch's own default)."""
     return int(threads) if threads else cpu.default_threads(small_cpu=device == "cpu")
 
 
-def _until_eos(tokens: list[int], eos: tuple[int, ...]) -> list[int]:
+def until_eos(tokens: list[int], eos: tuple[int, ...]) -> list[int]:
     """Generated ids up to and including the first EOS (as vLLM returns them)."""
     for i, t in enumerate(tokens):
         if t in eos:

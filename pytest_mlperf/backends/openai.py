@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pytest_mlperf.backends.base import Backend, GenerationConfig, Query, Responder, SystemSpec
-from pytest_mlperf.vocabulary import Scenario
+from pytest_mlperf.core.vocabulary import Scenario
 
 #: How long an endpoint may take to become ready, and the longest a response may stay silent.
 DEFAULT_ENDPOINT_TIMEOUT_S = 300.0
@@ -150,7 +150,7 @@ class OpenAIBackend(Backend):
                     generation: GenerationConfig, tokenizer: Any) -> OpenAIBackend:
         """Made by the plugin: the client options come from ``--mlperf-api-key-env`` and
         ``--mlperf-endpoint-timeout``."""
-        from pytest_mlperf import stash
+        from pytest_mlperf.core import stash
 
         options = config.stash[stash.OPTIONS]
         return cls(system, engine_args, generation, tokenizer, api_key_env=options.api_key_env,

@@ -30,7 +30,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_mlperf import cpu
 from pytest_mlperf.backends import weights
 from pytest_mlperf.backends.base import (
     TOKENIZER_FILES,
@@ -40,7 +39,8 @@ from pytest_mlperf.backends.base import (
     Responder,
     SystemSpec,
 )
-from pytest_mlperf.vocabulary import Scenario
+from pytest_mlperf.core import cpu
+from pytest_mlperf.core.vocabulary import Scenario
 
 #: Engine defaults on a CPU (vLLM's CPU build): float32 is ~3x faster than bf16 there, and
 #: eager mode skips a compile that costs more than a CI-sized run.
@@ -209,7 +209,7 @@ class VllmBackend(Backend):
 
         from vllm.engine.arg_utils import AsyncEngineArgs
 
-        from pytest_mlperf.preflight import engine_arg_problems
+        from pytest_mlperf.backends.base import engine_arg_problems
 
         fields = {f.name: f for f in dataclasses.fields(AsyncEngineArgs) if f.name != "model"}
         problems = engine_arg_problems(engine_args, list(fields), cls.name)

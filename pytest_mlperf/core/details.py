@@ -1,7 +1,7 @@
 """What one benchmark run shows beyond its record: the run over time, per-query TTFT/TPOT,
 a few scored samples, and the settings it applied over mlperf.conf (its user.conf).
 
-The :class:`~pytest_mlperf.record.BenchmarkRecord` is the account of a test (every figure
+The :class:`~pytest_mlperf.core.record.BenchmarkRecord` is the account of a test (every figure
 loadgen reported, the verdict); :class:`RunDetails` is what the HTML page and the submission
 tree draw from besides. It is made where the benchmark ran and rides in the test report as one
 JSON-able attribute (``report.mlperf_details``), so it crosses xdist like the record does,

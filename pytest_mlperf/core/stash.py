@@ -6,15 +6,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_mlperf.options import MlperfOptions
-from pytest_mlperf.record import BenchmarkRecord
-from pytest_mlperf.spec import BenchmarkSpec
+from pytest_mlperf.core.record import BenchmarkRecord
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the types of what the surface puts here; nothing of it is imported
     pass
 
-OPTIONS = pytest.StashKey[MlperfOptions]()
-SPEC = pytest.StashKey[BenchmarkSpec]()
+OPTIONS = pytest.StashKey["MlperfOptions"]()
+SPEC = pytest.StashKey["BenchmarkSpec"]()
 #: this item's benchmark (made at setup, run at the start of the call phase)
 RESULT = pytest.StashKey["BenchmarkResult"]()
 #: records gathered from reports on the controller (xdist or not), for summaries and files

@@ -14,8 +14,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pytest_mlperf import cpu
-from pytest_mlperf.record import Device, System
+from pytest_mlperf.core import cpu
+from pytest_mlperf.core.record import Device, System
 
 #: distribution names whose versions every record carries (the first installed of each group)
 PACKAGES: tuple[tuple[str, ...], ...] = (
@@ -84,7 +84,7 @@ def device() -> Device:
 
 def visible_devices() -> tuple[str, ...]:
     """``CUDA_VISIBLE_DEVICES`` as this process has it now (an xdist worker: its share, set by
-    :mod:`pytest_mlperf.devices` before any engine loads); empty when unset."""
+    :mod:`pytest_mlperf.run.devices` before any engine loads); empty when unset."""
     raw = os.environ.get("CUDA_VISIBLE_DEVICES")
     return tuple(d.strip() for d in raw.split(",") if d.strip()) if raw else ()
 

@@ -7,6 +7,9 @@ accuracy gate means something: a backend that garbles, truncates or mis-decodes 
 below 99% of the model's own baseline. That baseline is kept per sample, so the figures any
 subset of the records must reach are exact (:func:`baseline_for`). Importing this package
 reads nothing and imports no torch or numpy.
+
+Layer 1 (with ``data/`` and ``accuracy/``): may import ``core``, ``data`` and ``accuracy``,
+nothing higher; :mod:`.build` is a program.
 """
 
 from __future__ import annotations

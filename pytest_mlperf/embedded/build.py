@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from pytest_mlperf.dataset import TEMPLATE
+from pytest_mlperf.data.dataset import TEMPLATE
 
 BOS, EOT = "<|begin_of_text|>", "<|end_of_text|>"
 EOS, PAD = "<|eot_id|>", "<|finetune_right_pad_id|>"

@@ -15,8 +15,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from pytest_mlperf.record import BenchmarkRecord
+from pytest_mlperf.core.record import BenchmarkRecord
+
+if TYPE_CHECKING:
+    from pytest_mlperf.gate.storage import StoredSession
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,7 @@ _VOLATILE_SETTINGS = frozenset({"test_mode"})
 
 def why_not_comparable(old: BenchmarkRecord, new: BenchmarkRecord) -> str | None:
     """None when ``old`` may be compared with ``new``; else what differs, for a warning."""
-    from pytest_mlperf.storage import machine_id
+    from pytest_mlperf.gate.storage import machine_id
 
     if machine_id(old.system.device) != machine_id(new.system.device):
         return (f"stored on other hardware ({machine_id(old.system.device)}; this machine is "
@@ -231,3 +235,13 @@ def match(stored: Sequence[BenchmarkRecord], record: BenchmarkRecord) -> Benchma
     same = [r for r in stored
             if (r.benchmark, r.scenario, r.mode) == (record.benchmark, record.scenario, record.mode)]
     return same[0] if len(same) == 1 else None
+
+
+def comparison(stored: StoredSession, record: BenchmarkRecord,
+               bounds: Any = ()) -> Comparison:
+    """``record`` against its stored run (or why there is none)."""
+    old = match(stored.records, record)
+    if old is None:
+        return Comparison(nodeid=record.nodeid, against=stored.label,
+                                  skipped=f"no stored run of this test in {stored.label}")
+    return compare(old, record, bounds, stored.label)

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_mlperf.record import BenchmarkRecord, Device, RecordError
+from pytest_mlperf.core.record import BenchmarkRecord, Device, RecordError
 
 FORMAT = 1
 _NAME = re.compile(r"^(\d{4,})_(.+)\.json$")

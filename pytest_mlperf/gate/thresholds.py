@@ -33,8 +33,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_mlperf.spec import THRESHOLD_NAMES, BenchmarkSpec, Thresholds
-from pytest_mlperf.vocabulary import Scenario
+from pytest_mlperf.core.declaration import THRESHOLD_NAMES, BenchmarkSpec, Thresholds
+from pytest_mlperf.core.vocabulary import Scenario
 
 #: figure -> (the comparison it takes, the Thresholds field it sets)
 FIGURE_GATES: Mapping[str, tuple[str, str]] = {

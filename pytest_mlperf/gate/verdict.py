@@ -1,4 +1,4 @@
-"""Checks on one run -> a :class:`~pytest_mlperf.record.Verdict` with a specific reason for
+"""Checks on one run -> a :class:`~pytest_mlperf.core.record.Verdict` with a specific reason for
 every miss.
 
 The detail log is the authority for validity; the marker's thresholds and the accuracy
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pytest_mlperf.record import Verdict
-from pytest_mlperf.spec import Thresholds
+from pytest_mlperf.core.declaration import Thresholds
+from pytest_mlperf.core.record import Verdict
 
 if TYPE_CHECKING:
     from pytest_mlperf.accuracy import AccuracyScores, Baseline

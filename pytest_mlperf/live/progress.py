@@ -2,11 +2,11 @@
 
 ``mlperf_runner`` makes a :class:`RunTracker` for each loadgen run and hands its ``update`` to
 ``run_loadgen(on_progress=...)``: about once a second the bridge's
-:class:`~pytest_mlperf.loadgen.sut.Progress` becomes a :class:`~pytest_mlperf.status.RunStatus`
+:class:`~pytest_mlperf.loadgen.sut.Progress` becomes a :class:`~pytest_mlperf.live.status.RunStatus`
 (queries done of those expected, tokens/s, elapsed and time left, running p99 TTFT/TPOT),
 written atomically to the status file, and a point of the run's timeline. When the test's call
 phase ends the plugin finishes the tracker: final state and verdict in the status file, and the
-:class:`~pytest_mlperf.details.RunDetails` (timeline, per-query histograms, a few scored
+:class:`~pytest_mlperf.core.details.RunDetails` (timeline, per-query histograms, a few scored
 samples, the run's user.conf) attached to the test report.
 """
 
@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_mlperf import status as st
-from pytest_mlperf.details import Histogram, RunDetails, Sample, percentile
-from pytest_mlperf.vocabulary import Mode, Scenario
+from pytest_mlperf.core.details import Histogram, RunDetails, Sample, percentile
+from pytest_mlperf.core.vocabulary import Mode, Scenario
+from pytest_mlperf.live import status as st
 
 if TYPE_CHECKING:
+    from pytest_mlperf.core.record import BenchmarkRecord
     from pytest_mlperf.loadgen.sut import Progress
-    from pytest_mlperf.record import BenchmarkRecord
 
 #: this item's trackers, one per loadgen run (a test body may run more than one)
 TRACKERS = pytest.StashKey[list["RunTracker"]]()

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_mlperf import status as st
+from pytest_mlperf.live import status as st
 
 HEADINGS = ("state", "test", "progress")
 

@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_mlperf.vocabulary import Mode, Scenario
+from pytest_mlperf.core.vocabulary import Mode, Scenario
 
 #: added to every default limit: loadgen's start and end, the last queries' generation
 MARGIN_S = 120.0

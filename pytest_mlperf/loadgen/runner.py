@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from pytest_mlperf.backends.base import Backend
+from pytest_mlperf.core.record import Distribution, Figures, Run
+from pytest_mlperf.core.vocabulary import Mode, Scenario
 from pytest_mlperf.loadgen.budget import MARGIN_S
 from pytest_mlperf.loadgen.logs import DetailLog, LogError, read_detail
 from pytest_mlperf.loadgen.settings import SettingsError, SettingsPlan, conf_values
 from pytest_mlperf.loadgen.sut import LoadgenResponder, LoadgenSUT, Progress
-from pytest_mlperf.record import Distribution, Figures, Run
-from pytest_mlperf.vocabulary import Mode, Scenario
 
 _PERCENTILES = {"p50": "50.00", "p90": "90.00", "p95": "95.00", "p97": "97.00", "p99": "99.00",
                 "p999": "99.90"}
@@ -152,9 +152,9 @@ def run_loadgen(
     """
     import mlperf_loadgen as lg
 
-    from pytest_mlperf import bounded
+    from pytest_mlperf.core import bounded
+    from pytest_mlperf.data.modelinfo import model_limits
     from pytest_mlperf.loadgen.budget import check_limit, run_budget
-    from pytest_mlperf.modelinfo import model_limits
 
     if mode is Mode.BOTH:
         raise ValueError("run_loadgen runs one mode at a time")
@@ -328,7 +328,7 @@ def _logged_budget(outdir: Path, scenario: Scenario, mode: Mode) -> Any:
 def _wait(finished: threading.Event, timed_out: threading.Event) -> bool:
     """Wait for loadgen to end; False when it has not, :data:`STOP_GRACE_S` after the time
     limit answered every query (a Ctrl-C raises KeyboardInterrupt at once)."""
-    from pytest_mlperf import bounded
+    from pytest_mlperf.core import bounded
 
     while not bounded.wait(finished, 1.0):
         if timed_out.is_set() and not bounded.wait(finished, STOP_GRACE_S):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_mlperf.vocabulary import Mode, Profile, Scenario
+from pytest_mlperf.core.vocabulary import Mode, Profile, Scenario
 
 
 class SettingsError(ValueError):
@@ -172,8 +172,8 @@ class SettingsPlan:
         a model loadgen does not know, before loadgen sees any of them."""
         import mlperf_loadgen as lg
 
+        from pytest_mlperf.loadgen.mlperf_conf import known_models
         from pytest_mlperf.loadgen.ranges import check_run
-        from pytest_mlperf.loadgen.userconf import known_models
 
         models = known_models()
         if models and self.model_key not in models:

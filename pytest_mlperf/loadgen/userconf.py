@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_mlperf.loadgen.mlperf_conf import known_models
 from pytest_mlperf.loadgen.settings import SettingsError
 
 LOADGEN_SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
@@ -194,32 +195,3 @@ def _probe_keys(keys: tuple[str, ...]) -> dict[str, dict[str, bool]]:
     if proc.returncode != 0:
         raise SettingsError(f"asking loadgen which user.conf keys it reads failed: {proc.stderr.strip()[-500:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-@functools.cache
-def builtin_mlperf_conf() -> str:
-    """loadgen's built-in mlperf.conf, as compiled into its extension module ("" if not found)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("mlperf_loadgen")
-    if spec is None or spec.origin is None:
-        return ""
-    data = Path(spec.origin).read_bytes()
-    start = data.find(b"# The format of this config file")
-    if start < 0:
-        return ""
-    end = data.find(b"\x00", start)
-    return data[start:end].decode("utf-8", errors="replace")
-
-
-@functools.cache
-def known_models() -> frozenset[str]:
-    """The model names of loadgen's built-in mlperf.conf (empty if it cannot be read)."""
-    models = set()
-    for raw in builtin_mlperf_conf().splitlines():
-        words = raw.split()
-        if len(words) == 3 and words[1] == "=" and not raw.lstrip().startswith("#"):
-            model = words[0].rsplit(".", 2)[0]
-            if model != "*":
-                models.add(model)
-    return frozenset(models)

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from pytest_mlperf.record import BenchmarkRecord
+from pytest_mlperf.core.record import BenchmarkRecord
 from pytest_mlperf.report.terminal import COLUMNS, ROUGE, cells, relative
 
 SUMMARY_FILE = "summary.md"

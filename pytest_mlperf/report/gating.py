@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_mlperf.record import Attempt, BenchmarkRecord
+from pytest_mlperf.core.record import Attempt, BenchmarkRecord
 
 
 def _ms(ns: float | None) -> str:
@@ -15,7 +15,7 @@ def _ms(ns: float | None) -> str:
 
 
 def attempt_line(a: Attempt) -> str:
-    from pytest_mlperf.benchmark import relative
+    from pytest_mlperf.run.benchmark import relative
 
     rate = f"{a.target_qps:g} qps " if a.target_qps is not None else ""
     figures = a.figures
@@ -35,7 +35,7 @@ def attempt_line(a: Attempt) -> str:
 
 
 def comparison_lines(records: Sequence[BenchmarkRecord], stored: Any, bounds: Any) -> list[str]:
-    from pytest_mlperf.gating import comparison
+    from pytest_mlperf.gate.compare import comparison
 
     lines = [f"against {stored.path} (saved {stored.saved}, commit {stored.commit or 'unknown'})"]
     for record in sorted(records, key=lambda r: r.nodeid):
@@ -49,7 +49,7 @@ def comparison_lines(records: Sequence[BenchmarkRecord], stored: Any, bounds: An
 
 
 def repeat_lines(records: Iterable[BenchmarkRecord]) -> list[str]:
-    from pytest_mlperf.repeat import spread
+    from pytest_mlperf.run.repeat import spread
 
     lines = []
     for record in sorted(records, key=lambda r: r.nodeid):
@@ -88,8 +88,8 @@ def peak_lines(records: Iterable[BenchmarkRecord]) -> list[str]:
 
 
 def compliance_lines(records: Iterable[BenchmarkRecord]) -> list[str]:
-    from pytest_mlperf.benchmark import relative
-    from pytest_mlperf.compliance import LINES, VERIFY_FILE
+    from pytest_mlperf.run.benchmark import relative
+    from pytest_mlperf.submission.compliance import LINES, VERIFY_FILE
 
     lines = []
     for record in sorted(records, key=lambda r: r.nodeid):

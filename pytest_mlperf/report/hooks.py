@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from pytest_mlperf import details as run_details
-from pytest_mlperf import stash
-from pytest_mlperf import status as st
-from pytest_mlperf.progress import SESSION, TRACKERS, session_info
+from pytest_mlperf.core import details as run_details
+from pytest_mlperf.core import stash
+from pytest_mlperf.live import status as st
+from pytest_mlperf.live.progress import SESSION, TRACKERS, session_info
 
 
 def register(config: pytest.Config) -> None:
@@ -171,7 +171,7 @@ class SessionReporting:
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        from pytest_mlperf.benchmark import relative
+        from pytest_mlperf.run.benchmark import relative
 
         if not self._written and not self._notes:
             return

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from pytest_mlperf import details as run_details
-from pytest_mlperf.record import BenchmarkRecord, Distribution, from_report
+from pytest_mlperf.core import details as run_details
+from pytest_mlperf.core.record import BenchmarkRecord, Distribution, from_report
 from pytest_mlperf.report import terminal
 
 #: (column type, heading) of the sortable columns; their cells carry a hidden sort key
@@ -102,7 +102,7 @@ class HtmlReport:
 
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str],
                                     session: Any) -> None:
-        from pytest_mlperf import stash
+        from pytest_mlperf.core import stash
 
         records = sorted(self._config.stash.get(stash.RECORDS, []), key=lambda r: r.nodeid)
         if records:

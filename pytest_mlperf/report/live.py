@@ -1,6 +1,6 @@
 """Live progress on the controller's terminal while benchmarks run, xdist or not.
 
-It reads the status files the benchmark processes write (:mod:`pytest_mlperf.status`), so it
+It reads the status files the benchmark processes write (:mod:`pytest_mlperf.live.status`), so it
 shows what xdist workers do as well as its own process. On a terminal: one line, rewritten
 every second below pytest's current line and erased (the cursor put back where pytest left it)
 before pytest writes again. Elsewhere (CI logs): one line per running benchmark every
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from pytest_mlperf import status as st
+from pytest_mlperf.live import status as st
 
 PREFIX = "[mlperf] "
 

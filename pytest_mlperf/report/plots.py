@@ -13,8 +13,8 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pytest_mlperf.details import Histogram, RunDetails
-from pytest_mlperf.record import BenchmarkRecord, Distribution
+from pytest_mlperf.core.details import Histogram, RunDetails
+from pytest_mlperf.core.record import BenchmarkRecord, Distribution
 
 _PERCENTILES = (("min", "min"), ("p50", "50"), ("p90", "90"), ("p95", "95"), ("p97", "97"),
                 ("p99", "99"), ("p999", "99.9"), ("max", "max"))

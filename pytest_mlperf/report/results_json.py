@@ -1,6 +1,6 @@
 """``--mlperf-json PATH``: every benchmark record of the session in one JSON file.
 
-The records are :meth:`~pytest_mlperf.record.BenchmarkRecord.to_json` as they are (system,
+The records are :meth:`~pytest_mlperf.core.record.BenchmarkRecord.to_json` as they are (system,
 versions, effective settings, every figure, accuracy and target, verdict, logs, timings), in
 node id order, so a session gives the same file with or without xdist. Read one back with
 ``BenchmarkRecord.from_json``.
@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pytest_mlperf.record import BenchmarkRecord
+from pytest_mlperf.core.record import BenchmarkRecord
 
 FORMAT = "pytest-mlperf-results"
 FORMAT_VERSION = 1

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from pytest_mlperf.benchmark import relative
-from pytest_mlperf.record import BenchmarkRecord
+from pytest_mlperf.core.record import BenchmarkRecord
+from pytest_mlperf.run.benchmark import relative
 
 WIDTH = 120
 ROUGE = ("rouge1", "rouge2", "rougeL", "rougeLsum")
@@ -157,7 +157,7 @@ def context_line(records: Sequence[BenchmarkRecord]) -> str:
 
 def reproduce_command(config: Any) -> str:
     """The command that runs these benchmarks again with the same choices."""
-    from pytest_mlperf import stash
+    from pytest_mlperf.core import stash
 
     args = []
     if getattr(config, "args_source", None) == pytest.Config.ArgsSource.ARGS:

@@ -1,5 +1,5 @@
 """One benchmark test, run in the test's call phase: start the engine if needed, run loadgen,
-score, judge, and make the :class:`~pytest_mlperf.record.BenchmarkRecord`.
+score, judge, and make the :class:`~pytest_mlperf.core.record.BenchmarkRecord`.
 
 ``mlperf_result`` (the fixture a benchmark test asks for) is a :class:`BenchmarkResult` made at
 setup, where nothing runs; the plugin calls :meth:`BenchmarkResult.execute` just before the
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from pytest_mlperf.record import (
+from pytest_mlperf.core.record import (
     Accuracy,
     BenchmarkRecord,
     DatasetInfo,
@@ -29,7 +29,7 @@ from pytest_mlperf.record import (
     Timings,
     Verdict,
 )
-from pytest_mlperf.vocabulary import Mode, Scenario
+from pytest_mlperf.core.vocabulary import Mode, Scenario
 
 
 @dataclass
@@ -95,9 +95,9 @@ class BenchmarkResult:
                 f"backend '{sut.name}' ({type(sut).__name__}) cannot report first tokens, "
                 f"which {self.scenario.value} needs", pytrace=False,
             )
-        from pytest_mlperf import preflight
-        from pytest_mlperf.engines import EngineStartError
         from pytest_mlperf.loadgen.settings import SettingsError
+        from pytest_mlperf.run import preflight
+        from pytest_mlperf.run.engines import EngineStartError
 
         preflight.check_inputs(request)  # once per session: the prompts fit the model
         if self.mode is Mode.ACCURACY:
@@ -111,7 +111,7 @@ class BenchmarkResult:
             engine_start = engines.start(sut, self.scenario)
         except EngineStartError as exc:
             _fail(request, str(exc), exc.__cause__ or exc)
-        from pytest_mlperf.runs import perform
+        from pytest_mlperf.run.runs import perform
 
         # One run, or --mlperf-repeat's, a --mlperf-find-peak search, then TEST06's audit run.
         try:
@@ -126,13 +126,13 @@ class BenchmarkResult:
             verdict, accuracy = self._judge_accuracy(run)
             scoring = time.perf_counter() - t0
         else:
-            from pytest_mlperf.verdict import judge_performance
+            from pytest_mlperf.gate.verdict import judge_performance
 
             verdict = judge_performance(run, spec.thresholds_for(self.scenario))
         not_applied = getattr(run, "settings_not_applied", ())
         if not_applied:
             verdict = Verdict(passed=False, reasons=(*verdict.reasons, *not_applied))
-        from pytest_mlperf.system import describe_system
+        from pytest_mlperf.core.system import describe_system
 
         record = BenchmarkRecord(
             benchmark=spec.benchmark, scenario=self.scenario.value, mode=self.mode.value,
@@ -158,7 +158,7 @@ class BenchmarkResult:
     def _after_run(self, run: Any, engines: Any, sut: Any) -> Any:
         """A run whose engine failed drops the engine (the next test starts a fresh one);
         settings that did not take effect fail the test, user.conf values overridden warn."""
-        from pytest_mlperf import bounded
+        from pytest_mlperf.core import bounded
 
         if getattr(run, "backend_error", None):
             run = dataclasses.replace(run, backend_error=run.backend_error + engines.evict(sut))
@@ -182,7 +182,7 @@ class BenchmarkResult:
         self._done = _Done(run=done.run, verdict=verdict, record=record)
 
     def _judge_accuracy(self, run: Any) -> tuple[Verdict, Accuracy]:
-        from pytest_mlperf.verdict import judge_accuracy
+        from pytest_mlperf.gate.verdict import judge_accuracy
 
         get = self._request.getfixturevalue
         choice = get("mlperf_baseline")

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from pytest_mlperf import stash
+from pytest_mlperf.core import stash
 
 WORKERINPUT_KEY = "mlperf_devices"
 #: a benchmark test's parameter id (the plugin's ``[<Scenario>-<mode>]``, maybe among others)
@@ -39,7 +39,7 @@ def device_pool(workers: int, per_worker: int) -> tuple[list[str], str]:
     """The devices to share out and what they are: ``cuda`` when nvidia-smi lists GPUs (those
     ``CUDA_VISIBLE_DEVICES`` names, else all), else ``numbered``: ids for ``workers *
     per_worker`` (a CUDA_VISIBLE_DEVICES inherited on a machine without GPUs names none)."""
-    from pytest_mlperf.system import device
+    from pytest_mlperf.core.system import device
 
     gpus = device().gpus
     if not gpus:

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from pytest_mlperf import bounded
 from pytest_mlperf.backends.base import Backend, GenerationConfig, SystemSpec
-from pytest_mlperf.vocabulary import Scenario
+from pytest_mlperf.core import bounded
+from pytest_mlperf.core.vocabulary import Scenario
 
 #: the default limit for an engine's start and for its close, in seconds: loading the largest
 #: models onto several GPUs takes minutes, not half an hour
@@ -54,7 +54,7 @@ class EnginePool:
 
     @property
     def timeout_s(self) -> float:
-        from pytest_mlperf import stash
+        from pytest_mlperf.core import stash
 
         options = self._config.stash.get(stash.OPTIONS, None)
         return getattr(options, "engine_timeout", None) or DEFAULT_ENGINE_TIMEOUT_S
@@ -71,7 +71,7 @@ class EnginePool:
                 engine_args=dict(engine_args), generation=self._generation, tokenizer=tokenizer,
             )
             if backend is None:
-                from pytest_mlperf.preflight import refuse, unknown_backend
+                from pytest_mlperf.run.preflight import refuse, unknown_backend
 
                 known = {n for names in hook.pytest_mlperf_backend_names(config=self._config) for n in names}
                 # Once, for the session: every test would stop here the same way.

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_mlperf.record import Attempt, PeakSearch
+from pytest_mlperf.core.record import Attempt, PeakSearch
 
 #: at most this many doublings or halvings to find the bracket (a factor of 256 either way)
 MAX_BRACKET_STEPS = 8

@@ -15,14 +15,14 @@ Option values, the marker, loadgen settings and user.conf are checked where they
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_mlperf import stash
-from pytest_mlperf.vocabulary import Scenario
+from pytest_mlperf.core import stash
+from pytest_mlperf.core.vocabulary import Scenario
 
 #: (system, data set, QSL size) -> the problem found, or None; filled once per session
 _CHECKED = pytest.StashKey[dict[Any, "str | None"]]()
@@ -140,7 +140,7 @@ def check_inputs(request: pytest.FixtureRequest) -> None:
     if key not in checked:
         vocab = context = None
         where = ""
-        from pytest_mlperf.modelinfo import model_limits
+        from pytest_mlperf.data.modelinfo import model_limits
 
         limits = model_limits(system.path)
         if limits is not None:
@@ -185,16 +185,3 @@ def prompt_problem(prompts: Sequence[Sequence[int]], path: Path, *, vocab: int |
                     "'tok_input' to tokenize them with this model's tokenizer, or use the model "
                     "they were made for")
     return None
-
-
-def engine_arg_problems(engine_args: Mapping[str, Any], known: Sequence[str], backend: str) -> list[str]:
-    """Unknown engine argument names, each with the closest known ones."""
-    import difflib
-
-    problems = []
-    for name in engine_args:
-        if name not in known:
-            close = difflib.get_close_matches(name, list(known), n=3)
-            hint = f"; did you mean {' or '.join(close)}?" if close else ""
-            problems.append(f"'{name}' is not an engine argument the {backend} backend takes{hint}")
-    return problems

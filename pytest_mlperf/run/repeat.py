@@ -14,7 +14,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pytest_mlperf.record import Attempt, Distribution, Figures
+from pytest_mlperf.core.record import Attempt, Distribution, Figures
 
 
 def median_or_none(values: Sequence[float | None]) -> float | None:

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from pytest_mlperf.record import Attempt, Compliance, PeakSearch
-from pytest_mlperf.vocabulary import Mode, Scenario
+from pytest_mlperf.core.record import Attempt, Compliance, PeakSearch
+from pytest_mlperf.core.vocabulary import Mode, Scenario
 
 #: scenarios whose rate is a target QPS a search can move
 PEAK_SCENARIOS = (Scenario.SERVER, Scenario.INTERACTIVE)
@@ -72,12 +72,12 @@ def perform(request: pytest.FixtureRequest, runner: Callable[..., Any], scenario
         if options.repeat <= 1:
             run = _call(runner, mode, overrides)
             return run, ()
-        from pytest_mlperf.repeat import repeated
+        from pytest_mlperf.run.repeat import repeated
 
         return repeated(lambda: _call(runner, mode, overrides), options.repeat)
 
     if options.find_peak is not None and scenario in PEAK_SCENARIOS:
-        from pytest_mlperf import peak
+        from pytest_mlperf.run import peak
 
         start = request.getfixturevalue("mlperf_settings").build(mode).server_target_qps
         try:
@@ -88,7 +88,7 @@ def perform(request: pytest.FixtureRequest, runner: Callable[..., Any], scenario
     else:
         run, runs = measured()
         if runs:
-            from pytest_mlperf.peak import attempt
+            from pytest_mlperf.run.peak import attempt
 
             extras.repeats = tuple(
                 attempt(r, r.settings.get("target_qps") if scenario in PEAK_SCENARIOS else None)
@@ -99,7 +99,7 @@ def perform(request: pytest.FixtureRequest, runner: Callable[..., Any], scenario
             break  # the engine already failed; its run says so
         extras.compliance += (_test06(request, runner, scenario, mode, extras.peak),)
         if not extras.compliance[-1].passed:
-            from pytest_mlperf.compliance import explain
+            from pytest_mlperf.submission.compliance import explain
 
             extras.reasons.append(explain(extras.compliance[-1]))
     return run
@@ -107,7 +107,7 @@ def perform(request: pytest.FixtureRequest, runner: Callable[..., Any], scenario
 
 def _test06(request: pytest.FixtureRequest, runner: Callable[..., Any], scenario: Scenario,
             mode: Mode, search: PeakSearch | None) -> Compliance:
-    from pytest_mlperf import compliance
+    from pytest_mlperf.submission import compliance
 
     overrides = dict(compliance.AUDIT_SETTINGS)
     if search is not None and search.peak_qps is not None:

@@ -1,3 +1,4 @@
-"""MLPerf submission artifacts: ``accuracy.txt`` as MLCommons' evaluation writes it, the
-run's settings as a ``user.conf``, and the results tree the official checker reads
-(``--mlperf-submission-dir``)."""
+"""Layer 3, submission: what MLCommons reads. ``accuracy.txt`` as MLCommons' evaluation writes
+it, the run's settings as a ``user.conf``, the results tree the official checker reads
+(``--mlperf-submission-dir``) and TEST06 (:mod:`.compliance`). Beside ``gate/`` in its layer;
+may import ``core``, ``data``/``accuracy``/``embedded`` and ``backends``/``loadgen``."""

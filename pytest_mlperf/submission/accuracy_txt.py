@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from pytest_mlperf.record import BenchmarkRecord
+from pytest_mlperf.core.record import BenchmarkRecord
 
 FILE = "accuracy.txt"
 ACCURACY_LOG = "mlperf_log_accuracy.json"

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_mlperf.record import Compliance
+from pytest_mlperf.core.record import Compliance
 
 TEST06 = "TEST06"
 #: compliance/TEST06/audit.config, verbatim

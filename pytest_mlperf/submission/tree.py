@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_mlperf.details import RunDetails
-from pytest_mlperf.record import BenchmarkRecord
+from pytest_mlperf.core.details import RunDetails
+from pytest_mlperf.core.record import BenchmarkRecord
 from pytest_mlperf.submission.accuracy_txt import ACCURACY_LOG, accuracy_text, sha256_file
 from pytest_mlperf.submission.accuracy_txt import FILE as ACCURACY_TXT
 
@@ -200,7 +200,7 @@ def _copy_compliance(record: BenchmarkRecord, folder: Path) -> list[str]:
     if not runs:
         return [f"{record.benchmark} {record.scenario}: no compliance run (TEST06); "
                 "run --mlperf-compliance=TEST06 for one, the checker requires it"]
-    from pytest_mlperf.compliance import submission_files
+    from pytest_mlperf.submission.compliance import submission_files
 
     for result in runs:
         for rel, source in submission_files(result).items():

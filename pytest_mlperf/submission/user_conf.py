@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pytest_mlperf.vocabulary import Mode
+from pytest_mlperf.core.vocabulary import Mode
 
 #: TestSettings field -> (user.conf key, conf value per field unit), for every loadgen scenario
 _COMMON: dict[str, tuple[str, float]] = {

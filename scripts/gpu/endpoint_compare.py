@@ -34,9 +34,9 @@ from typing import Any
 from common import emit, engine_args_from_env, model_dir, server_prompts
 
 from pytest_mlperf.backends.base import Backend, GenerationConfig, SystemSpec
+from pytest_mlperf.core.vocabulary import Mode, Profile, Scenario
 from pytest_mlperf.loadgen.runner import run_loadgen
 from pytest_mlperf.loadgen.settings import SettingsPlan
-from pytest_mlperf.vocabulary import Mode, Profile, Scenario
 
 SERVED_NAME = "llama8b"
 

@@ -128,8 +128,8 @@ def report(sessions: Sequence[Sequence[float]], figure: str, gate_pct: float, la
 def from_storage(storage: Path, figure: str) -> dict[str, list[list[float]]]:
     """nodeid -> one list of run figures per stored session (``record.repeats`` when the
     session repeated, else its one figure), oldest session first."""
-    from pytest_mlperf import storage as stored
-    from pytest_mlperf.compare import FIGURES
+    from pytest_mlperf.gate import storage as stored
+    from pytest_mlperf.gate.compare import FIGURES
 
     get = FIGURES[figure].get
     out: dict[str, list[list[float]]] = {}
@@ -156,9 +156,9 @@ def session(index: int) -> None:
     """One fresh engine, RUNS runs, a RESULT line each."""
     from pytest_mlperf.backends.base import GenerationConfig, SystemSpec
     from pytest_mlperf.backends.vllm_backend import VllmBackend
+    from pytest_mlperf.core.vocabulary import Mode, Profile, Scenario
     from pytest_mlperf.loadgen.runner import run_loadgen
     from pytest_mlperf.loadgen.settings import SettingsPlan
-    from pytest_mlperf.vocabulary import Mode, Profile, Scenario
 
     scenario = Scenario.parse(os.environ.get("SCENARIO", "Offline"))
     n = int(os.environ.get("N", "1000"))

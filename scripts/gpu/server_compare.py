@@ -21,9 +21,9 @@ from common import emit, engine_args_from_env, model_dir, server_prompts
 
 from pytest_mlperf.backends.base import GenerationConfig, SystemSpec
 from pytest_mlperf.backends.vllm_backend import VllmBackend
+from pytest_mlperf.core.vocabulary import Mode, Profile, Scenario
 from pytest_mlperf.loadgen.runner import run_loadgen
 from pytest_mlperf.loadgen.settings import SettingsPlan
-from pytest_mlperf.vocabulary import Mode, Profile, Scenario
 
 
 def probe_seeds() -> dict[str, int]:

@@ -11,8 +11,8 @@ import sys
 from common import emit
 from server_compare import probe_seeds
 
+from pytest_mlperf.core.vocabulary import Mode, Profile, Scenario
 from pytest_mlperf.loadgen.settings import SettingsPlan
-from pytest_mlperf.vocabulary import Mode, Profile, Scenario
 
 #: probe_server.py's TTFT_MS / TPOT_MS for each scenario (its defaults are Server's)
 PROBE_LIMITS_MS = {Scenario.SERVER: (2000, 100), Scenario.INTERACTIVE: (500, 30)}
