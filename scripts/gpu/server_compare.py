@@ -46,7 +46,7 @@ def main() -> None:
     backend.prepare(Scenario.SERVER)  # starts the AsyncLLM
     emit(what="startup_s", value=round(time.time() - t0, 1), **backend.describe())
     # The probe's warm-up: 64 prompts through the engine before loadgen starts.
-    backend._generate_all(prompts[:64])
+    backend._generate_all(prompts[:64], lambda i, tokens: None)  # warm-up
 
     seeds = probe_seeds() if os.environ.get("SEEDS", "probe") == "probe" else {}
     workdir = Path(tempfile.mkdtemp(prefix="server_compare_"))
