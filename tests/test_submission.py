@@ -289,3 +289,64 @@ def test_bad_system_description_stops_the_session(pytester: pytest.Pytester) -> 
     result = pytester.runpytest("--mlperf-submission-dir=sub", "--mlperf-submitter=Testorg")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--mlperf-submission-dir*the submission tree needs --mlperf-system-desc*"])
+
+
+# -- the system type: datacenter and edge benchmarks never share a system --------------------
+
+TWO_BENCHMARKS = {
+    "test_dc": "import pytest\npytestmark = pytest.mark.mlperf(benchmark='llama3.1-8b', scenarios=('Offline',))\n"
+               "def test_dc(mlperf_result): pass\n",
+    "test_edge": "import pytest\npytestmark = pytest.mark.mlperf(benchmark='llama3.1-8b-edge', scenarios=('Offline',))\n"
+                 "def test_edge(mlperf_result): pass\n",
+}
+
+
+@pytest.mark.parametrize(("system_type", "args", "refused"), [
+    ("datacenter", (), "llama3.1-8b-edge (an edge benchmark)"),
+    ("edge", (), "llama3.1-8b (a datacenter benchmark)"),
+    ("datacenter", ("-k", "not edge"), None),
+    ("datacenter,edge", (), None),
+    ("Edge, Datacenter", (), None),
+])
+def test_a_benchmark_of_another_system_type_is_refused_before_anything_runs(
+        pytester: pytest.Pytester, system_type: str, args: tuple, refused: str | None) -> None:
+    """MLCommons' checker crashes (TypeError in check_scenarios) on an edge benchmark under a
+    datacenter system: the plugin refuses the session at collection, naming the fix."""
+    pytester.makepyfile(**TWO_BENCHMARKS)
+    (pytester.path / "box.json").write_text(json.dumps({**SYSTEM, "system_type": system_type}))
+    result = pytester.runpytest("--mlperf-submission-dir=sub", "--mlperf-submitter=Testorg",
+                                "--mlperf-system-desc=box.json", "--collect-only", "-q", *args)
+    if refused is None:
+        assert result.ret == pytest.ExitCode.OK, result.stderr.str()
+        return
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--mlperf-system-desc: *box.json: system_type '{system_type}' cannot hold "
+                                 f"{refused}*\"system_type\": \"datacenter,edge\"*deselect*"])
+
+
+@pytest.mark.parametrize(("system_type", "shown"), [(None, "is missing"), ("cloud", "is 'cloud'"), (3, "is 3")])
+def test_a_system_type_the_checker_does_not_take_is_refused(pytester: pytest.Pytester, system_type: object,
+                                                            shown: str) -> None:
+    desc = {k: v for k, v in SYSTEM.items() if k != "system_type"}
+    if system_type is not None:
+        desc["system_type"] = system_type
+    (pytester.path / "box.json").write_text(json.dumps(desc))
+    result = pytester.runpytest("--mlperf-submission-dir=sub", "--mlperf-submitter=Testorg",
+                                "--mlperf-system-desc=box.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*box.json: system_type {shown}; set it to one of 'datacenter', 'edge', "
+                                 "'datacenter,edge'*"])
+
+
+def test_a_tree_from_records_leaves_out_a_benchmark_of_another_type(tmp_path: Path) -> None:
+    from pytest_mlperf.submission.tree import build_tree
+
+    (tmp_path / "box.json").write_text(json.dumps(SYSTEM))
+    edge = BenchmarkRecord(benchmark="llama3.1-8b-edge", scenario="Offline", mode="performance",
+                           profile="quick", system=System(backend="hf", model="m"), run=Run(outdir=str(tmp_path)),
+                           verdict=Verdict(True))
+    tree = build_tree([edge], {}, root=tmp_path / "sub", submitter="Testorg", system_desc=tmp_path / "box.json")
+    assert tree.scenario_dirs == []
+    assert not (tmp_path / "sub" / "closed" / "Testorg" / "results").exists()
+    assert any(w.startswith("left out of the tree: ") and "llama3.1-8b-edge (an edge benchmark)" in w
+               for w in tree.warnings)

@@ -4,7 +4,9 @@ record or field at fault and saying how to fix it.
 - At collection (:func:`check_collection`): the backend ``--mlperf-backend`` names exists; every
   scenario ``--mlperf-scenario`` names is declared by some collected benchmark (else every test
   would be skipped and a mistyped CI command would pass); a built-in backend's engine
-  arguments are ones it takes. A miss is a ``pytest.UsageError``: no test runs.
+  arguments are ones it takes; with ``--mlperf-submission-dir``, every benchmark is of the
+  system type the description file gives (``system_type``). A miss is a
+  ``pytest.UsageError``: no test runs.
 - At the first benchmark's call (:func:`check_inputs`): the data set's prompts fit the model,
   no token id outside its vocabulary (checked first: the likelier cause of both misses) and
   none longer than its context. A miss fails that test
@@ -89,6 +91,23 @@ def _check_items(config: pytest.Config, items: Sequence[pytest.Item]) -> None:
         # use and ends the session there, still before any engine starts.)
         raise pytest.UsageError(unknown_backend(opts.backend, names))
     _check_engine_args(opts, specs)
+    if opts.submission_dir is not None:
+        _check_system_type(opts, specs)
+
+
+def _check_system_type(opts: Any, specs: Sequence[Any]) -> None:
+    """Every collected benchmark belongs in the system the tree will file it under."""
+    from pytest_mlperf.submission.system_type import explain_misplaced, misplaced, system_types
+    from pytest_mlperf.submission.tree import SystemDescError, load_system_desc
+
+    try:
+        desc = load_system_desc(opts.system_desc, opts.submitter)
+    except SystemDescError as exc:  # already refused at configure; a file changed since
+        raise pytest.UsageError(f"--mlperf-system-desc: {exc}") from None
+    wrong = misplaced((s.benchmark for s in specs), system_types(desc) or frozenset())
+    if wrong:
+        raise pytest.UsageError("--mlperf-system-desc: "
+                                + explain_misplaced(opts.system_desc, desc["system_type"], wrong))
 
 
 def unknown_backend(name: str, known: set[str]) -> str:

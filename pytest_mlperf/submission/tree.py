@@ -9,7 +9,10 @@ logs of the session's runs, as ``submission_checker`` reads it::
             accuracy/mlperf_log_{summary,detail}.txt, accuracy.txt, mlperf_log_accuracy.json
             measurements.json, user.conf, README.md
 
-``<system>`` is the description file's name without ``.json``. The accuracy log is cut to its
+``<system>`` is the description file's name without ``.json``; its ``system_type`` says which
+benchmarks it may hold (:mod:`.system_type`): a benchmark of another type is refused at
+collection (and left out of a tree built from records alone), never written where the
+checker would crash on it. The accuracy log is cut to its
 first and last 4 KiB as MLCommons' ``truncate_accuracy_log.py`` does, after ``accuracy.txt``
 took the hash of the whole log. A scenario folder is rebuilt whole on every session, so no file
 of an older run stays behind. A quick-profile run is not a submission (its duration and query
@@ -29,6 +32,12 @@ from pytest_mlperf.core.details import RunDetails
 from pytest_mlperf.core.record import BenchmarkRecord
 from pytest_mlperf.submission.accuracy_txt import ACCURACY_LOG, accuracy_text, sha256_file
 from pytest_mlperf.submission.accuracy_txt import FILE as ACCURACY_TXT
+from pytest_mlperf.submission.system_type import (
+    SYSTEM_TYPES,
+    explain_misplaced,
+    misplaced,
+    system_types,
+)
 
 DIVISION = "closed"
 LOGS = ("mlperf_log_summary.txt", "mlperf_log_detail.txt")
@@ -68,6 +77,11 @@ def load_system_desc(path: Path, submitter: str) -> dict[str, Any]:
     division = data.get("division")
     if division and str(division).lower() != DIVISION:
         raise SystemDescError(f"{path}: division {division!r}; pytest-mlperf writes the '{DIVISION}' tree")
+    if system_types(data) is None:
+        got = f"is {data['system_type']!r}" if "system_type" in data else "is missing"
+        raise SystemDescError(f"{path}: system_type {got}; set it to one of "
+                              f"{', '.join(repr(t) for t in SYSTEM_TYPES if t != 'edge,datacenter')} "
+                              "(the category each benchmark is submitted in)")
     return {**data, "submitter": given or submitter, "division": division or DIVISION}
 
 
@@ -145,9 +159,14 @@ def build_tree(records: Sequence[BenchmarkRecord], details: Mapping[str, RunDeta
         "The results were produced by pytest-mlperf (https://pypi.org/project/pytest-mlperf/) "
         f"with:\n\n    {reproduce}\n", encoding="utf-8")
 
+    # checked at collection too; records of a benchmark of another type stay out of the tree
+    wrong = misplaced((r.benchmark for r in records), system_types(desc) or frozenset())
+    if wrong:
+        tree.warnings.append("left out of the tree: " + explain_misplaced(system_desc, desc["system_type"], wrong))
     groups: dict[tuple[str, str], list[BenchmarkRecord]] = {}
     for record in records:
-        groups.setdefault((record.benchmark, record.scenario), []).append(record)
+        if record.benchmark not in wrong:
+            groups.setdefault((record.benchmark, record.scenario), []).append(record)
     for (benchmark, scenario), group in sorted(groups.items()):
         notes: list[str] = []
         where = f"{benchmark} {scenario}"
