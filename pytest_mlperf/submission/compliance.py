@@ -154,13 +154,15 @@ def check_log(log: Path, *, streaming: bool, eos: Iterable[int]) -> tuple[dict[s
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         return ({name: "False" for name in LINES},
                 [f"{MALFORMED}: {log}: cannot read it as JSON ({exc}); run_verification.py stops there too"], 0)
-    if not isinstance(entries, list):
-        kind = "an object" if isinstance(entries, dict) else f"a JSON {type(entries).__name__}"
+    if entries in ([], {}, ""):
+        what = "" if entries == [] else f" (the top level is {json.dumps(entries)}, not a list)"
+        failures["sample_length"].append(f"{log}: no sampled responses{what}: the audit run verified nothing "
+                                         "(run_verification.py passes such a log; pytest-mlperf does not)")
+        entries = []
+    elif not isinstance(entries, list):
+        kind = {dict: "an object", str: "a string"}.get(type(entries), f"{json.dumps(entries)[:20]}")
         malformed.append(f"{log}: the top level is {kind}, not a list of responses")
         entries = []
-    elif not entries:
-        failures["sample_length"].append(f"{log}: no sampled responses: the audit run verified nothing "
-                                         "(run_verification.py passes such a log; pytest-mlperf does not)")
     eos_set = set(eos)
     for n, entry in enumerate(entries):
         if not isinstance(entry, dict):
@@ -168,7 +170,7 @@ def check_log(log: Path, *, streaming: bool, eos: Iterable[int]) -> tuple[dict[s
             for name in LINES:
                 failures[name].append(f"entry {n}: not an object")
             continue
-        where = f"entry {n} (qsl_idx {entry.get('qsl_idx')})"
+        where = f"qsl_idx {entry.get('qsl_idx')} (entry {n})"
         try:
             data = _tokens(entry, "data")
         except _Malformed as exc:
