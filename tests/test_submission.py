@@ -261,6 +261,9 @@ def test_official_checker_finds_no_error_but_the_quick_duration(tree: dict) -> N
                      "Running accuracy_check in ComplianceCheck"]
     rest = [e for e in errors if e not in duration and not any(x in e for x in expected)]
     assert rest == [], "\n".join(rest)
+    found, unknown = checker_rejections(lines)
+    predicted = json.loads((tree["root"] / "predicted-checker-errors.json").read_text())
+    assert unknown == [] and sorted(found) == sorted((p["benchmark"], p["scenario"], p["check"]) for p in predicted)
     text = "\n".join(lines)
     # the checkers' own names: "accuracy checks", ..., "compliance check"
     for name in ("accuracy checks", "system checks", "measurement checks", *(["compliance check"] if HAS_TEST06 else [])):
@@ -350,3 +353,113 @@ def test_a_tree_from_records_leaves_out_a_benchmark_of_another_type(tmp_path: Pa
     assert not (tmp_path / "sub" / "closed" / "Testorg" / "results").exists()
     assert any(w.startswith("left out of the tree: ") and "llama3.1-8b-edge (an edge benchmark)" in w
                for w in tree.warnings)
+
+
+# -- what the checker will reject, predicted before the tree is written ----------------------
+
+REPO = Path(__file__).resolve().parents[1]
+#: the checker's lines that follow from another error, or frame it, not a cause of their own
+CONSEQUENCES = ("Checks failed for", "Execution occurred in running check", "NoResults ",
+                "SUMMARY: submission has errors", "Missing accuracy file in compliance dir")
+#: a checker message -> the plugin's name of the check (submission/predict.py)
+CHECKS = {
+    "does not have all required scenarios": "scenarios",
+    "performance_sample_count, found": "performance_sample_count",
+    "Required minimum samples per query not met": "samples_per_query",
+    "Required minimum Query Count not met": "min_query_count",
+    "Test duration less than 600s": "min_duration",
+    "Early stopping condition was not met": "early_stopping",
+    "Failed extra check for TTFT and TPOT": "token_latency",
+    "accurcy run does not cover all dataset": "dataset_coverage",
+    "accuracy not met: expected=": "accuracy_target",
+    "accuracy not met: upper limit=": "accuracy_upper_limit",
+    "Missing TEST06 in compliance dir": "test06_missing",
+}
+_WHERE = re.compile(r"results/[^/\s]+/(?P<benchmark>[^/\s]+)/(?P<scenario>[^/\s]+)/")
+
+
+def checker_rejections(lines: list[str]) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """The checker's errors (and the warnings that fail a check: a missed accuracy target) as
+    (benchmark, scenario, check), and the lines no entry of CHECKS names."""
+    found, unknown = [], []
+    where = ("?", "?")
+    for line in lines:
+        m = _WHERE.search(line)
+        if m:  # a line without a path belongs to the check that started last
+            where = (m["benchmark"], m["scenario"])
+        level = next((lv for lv in (" ERROR] ", " WARNING] ") if lv in line), None)
+        if level is None:
+            continue
+        message = line.split(level, 1)[1]
+        check = next((c for text, c in CHECKS.items() if text in message), None)
+        if check is not None:
+            found.append((*where, check))
+        elif level == " ERROR] " and not any(c in message for c in CONSEQUENCES):
+            unknown.append(message)
+    return found, unknown
+
+
+@pytest.fixture(scope="module")
+def default_job_tree(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """CI's main job (benchmarks/, embedded model, hf backend, Offline, both benchmarks) with
+    --mlperf-submission-dir, on its first 24 samples: the smallest run that makes that tree."""
+    if not (CHECKER / "submission_checker" / "main.py").is_file():
+        pytest.skip(f"the official submission checker is not in {CHECKER}")
+    pytest.importorskip("yaml")
+    pytest.importorskip("transformers")
+
+    def make(workdir: Path) -> dict:
+        (workdir / "box.json").write_text(json.dumps({**SYSTEM, "system_type": "datacenter,edge"}))
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", str(REPO / "benchmarks"), "-p", "no:cacheprovider", "-q",
+             f"--rootdir={workdir}", "--mlperf-scenario=Offline", "--mlperf-total-samples=24",
+             f"--mlperf-output={workdir / 'mlperf-results'}", "--mlperf-progress-interval=0",
+             "--mlperf-submission-dir=sub", "--mlperf-submitter=Testorg", "--mlperf-system-desc=box.json"],
+            capture_output=True, text=True, cwd=workdir, timeout=900, check=False,
+        )
+        return {"workdir": str(workdir), "returncode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
+
+    made = once(tmp_path_factory, "default-job-tree", make)
+    assert made["returncode"] == 0, made["stdout"][-3000:] + made["stderr"][-2000:]
+    return {**made, "workdir": Path(made["workdir"])}
+
+
+def test_the_checker_rejects_exactly_what_the_plugin_predicted(default_job_tree: dict) -> None:
+    """No --skip-* flag. The plugin's prediction (terminal and predicted-checker-errors.json)
+    is the checker's error list: no crash, nothing unpredicted, nothing predicted in vain."""
+    workdir = default_job_tree["workdir"]
+    predicted = json.loads((workdir / "sub" / "predicted-checker-errors.json").read_text())
+    code, lines = run_checker(workdir / "sub", "Testorg", workdir)
+    assert not any("Traceback" in line for line in lines), "\n".join(lines[-40:])
+    found, unknown = checker_rejections(lines)
+    assert unknown == [], "\n".join(unknown)
+    assert sorted(found) == sorted((p["benchmark"], p["scenario"], p["check"]) for p in predicted), "\n".join(lines)
+    assert code == 1
+    # what the default job's tree is refused for, each said with its cause
+    checks = {(p["benchmark"], p["check"]) for p in predicted}
+    assert {("llama3.1-8b", "scenarios"), ("llama3.1-8b-edge", "scenarios"), ("llama3.1-8b", "test06_missing"),
+            ("llama3.1-8b", "dataset_coverage"), ("llama3.1-8b-edge", "performance_sample_count"),
+            ("llama3.1-8b", "min_duration"), ("llama3.1-8b", "accuracy_target")} <= checks
+    why = {(p["benchmark"], p["check"]): p["why"] for p in predicted}
+    assert why[("llama3.1-8b", "scenarios")].startswith(
+        "llama3.1-8b has no Interactive or Server result in this system; its system type requires Offline and "
+        "Interactive or Server (datacenter)")
+    assert why[("llama3.1-8b-edge", "scenarios")].startswith("llama3.1-8b-edge has no SingleStream result")
+    assert why[("llama3.1-8b", "accuracy_target")].startswith("gen_len ") and "below the target 7350880 (0.9 x 8167644)" in why[("llama3.1-8b", "accuracy_target")]
+    assert "covers 24 samples, not the data set's 13368" in why[("llama3.1-8b", "dataset_coverage")]
+    stdout = default_job_tree["stdout"]
+    assert f"the official submission checker will reject ({len(predicted)}, predicted;" in stdout
+    assert "  llama3.1-8b-edge Offline performance: performance_sample_count 24 is below the benchmark's 5000" in stdout
+
+
+def test_the_prediction_fails_when_the_checker_finds_more(default_job_tree: dict, tmp_path: Path) -> None:
+    """The comparison above can fail: an accuracy.txt cut to no hash is an error nobody predicted."""
+    import shutil
+
+    root = tmp_path / "sub"
+    shutil.copytree(default_job_tree["workdir"] / "sub", root)
+    acc = root / "closed" / "Testorg" / "results" / "box" / "llama3.1-8b" / "Offline" / "accuracy" / "accuracy.txt"
+    acc.write_text("\n".join(x for x in acc.read_text().splitlines() if not x.startswith("hash=")))
+    _, lines = run_checker(root, "Testorg", tmp_path)
+    _, unknown = checker_rejections(lines)
+    assert any("not hash value for accuracy.txt" in u for u in unknown)

@@ -32,6 +32,8 @@ from pytest_mlperf.core.details import RunDetails
 from pytest_mlperf.core.record import BenchmarkRecord
 from pytest_mlperf.submission.accuracy_txt import ACCURACY_LOG, accuracy_text, sha256_file
 from pytest_mlperf.submission.accuracy_txt import FILE as ACCURACY_TXT
+from pytest_mlperf.submission.predict import Folder, Rejection, predict
+from pytest_mlperf.submission.predict import write as write_prediction
 from pytest_mlperf.submission.system_type import (
     SYSTEM_TYPES,
     explain_misplaced,
@@ -54,6 +56,8 @@ class Tree:
     root: Path
     scenario_dirs: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: what the official checker will reject, worked out before anything was written
+    predicted: list[Rejection] = field(default_factory=list)
 
 
 def system_id(system_desc: Path) -> str:
@@ -167,6 +171,7 @@ def build_tree(records: Sequence[BenchmarkRecord], details: Mapping[str, RunDeta
     for record in records:
         if record.benchmark not in wrong:
             groups.setdefault((record.benchmark, record.scenario), []).append(record)
+    chosen: list[tuple[Folder, list[str]]] = []
     for (benchmark, scenario), group in sorted(groups.items()):
         notes: list[str] = []
         where = f"{benchmark} {scenario}"
@@ -175,17 +180,24 @@ def build_tree(records: Sequence[BenchmarkRecord], details: Mapping[str, RunDeta
             runs = [r for r in group if r.mode == mode and (Path(r.run.outdir) / LOGS[1]).is_file()]
             if len(runs) > 1:
                 notes.append(f"{where}: {len(runs)} {mode} runs; the tree holds the latest, {_latest(runs).nodeid}")  # type: ignore[union-attr]
-            chosen = _latest(runs)
-            if chosen is None:
+            latest = _latest(runs)
+            if latest is None:
                 notes.append(f"{where}: no {mode} run with kept logs; the checker will miss it")
             else:
-                by_mode[mode] = chosen
-        if not by_mode:
-            continue
+                by_mode[mode] = latest
+        if by_mode:
+            chosen.append((Folder(benchmark, scenario, by_mode.get("performance"), by_mode.get("accuracy")), notes))
+    results = org / "results" / system
+    kept = {b.name: [s.name for s in b.iterdir() if s.is_dir()] for b in results.iterdir() if b.is_dir()} \
+        if results.is_dir() else {}
+    tree.predicted = predict([f for f, _ in chosen], kept)
+    write_prediction(root, tree.predicted)
+    for entry, notes in chosen:
+        benchmark, scenario, where = entry.benchmark, entry.scenario, f"{entry.benchmark} {entry.scenario}"
         folder = org / "results" / system / benchmark / scenario
         if folder.exists():
             shutil.rmtree(folder)
-        perf, acc = by_mode.get("performance"), by_mode.get("accuracy")
+        perf, acc = entry.performance, entry.accuracy
         if perf is not None:
             _copy_logs(perf, folder / "performance" / "run_1")
         if acc is not None:
