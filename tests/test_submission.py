@@ -463,3 +463,81 @@ def test_the_prediction_fails_when_the_checker_finds_more(default_job_tree: dict
     _, lines = run_checker(root, "Testorg", tmp_path)
     _, unknown = checker_rejections(lines)
     assert any("not hash value for accuracy.txt" in u for u in unknown)
+
+
+def _official(tmp_path: Path, scenario: str, mode: str, benchmark: str = "llama3.1-8b", **change: object) -> BenchmarkRecord:
+    """A record of an official run of ``benchmark`` the checker accepts; ``change`` alters one
+    effective setting (``settings__name``), a figure (``ttft``/``tpot`` in ms), the accuracy
+    figures (``accuracy``), TEST06 (``test06``: None, False) or early stopping (``early_stopping_met``)."""
+    from pytest_mlperf.core.record import Compliance, Distribution, Figures
+    from pytest_mlperf.submission.predict import REQUIREMENTS
+
+    req = REQUIREMENTS[benchmark]
+    outdir = tmp_path / f"{benchmark}-{scenario}-{mode}"
+    outdir.mkdir()
+    met = json.dumps({"key": "early_stopping_met", "value": change.pop("early_stopping_met", True)})
+    (outdir / "mlperf_log_detail.txt").write_text(f":::MLLOG {met}\n")
+    settings = {"performance_sample_count": req.performance_sample_count, "min_query_count": req.min_queries.get(scenario, 1),
+                "samples_per_query": req.performance_sample_count if scenario == "Offline" else 1,
+                "min_duration_ms": 600_000, "accuracy_sample_count": req.dataset_size}
+    settings.update({k.removeprefix("settings__"): v for k, v in change.items() if k.startswith("settings__")})
+    limits = req.token_limits.get(scenario, (10**10, 10**10))
+    figures = Figures(ttft_ns=Distribution(p99=change.get("ttft", limits[0] / 2e6) * 1e6),
+                      tpot_ns=Distribution(p99=change.get("tpot", limits[1] / 2e6) * 1e6))
+    scores = {m: v * req.ratio + 0.01 for m, v in req.rouge.items()} | {req.length[0]: req.length[1]}
+    scores.update(change.get("accuracy", {}))
+    test06 = change.get("test06", True)
+    return BenchmarkRecord(
+        benchmark=benchmark, scenario=scenario, mode=mode, profile="official", system=System(backend="hf", model="m"),
+        run=Run(outdir=str(outdir), settings=settings), verdict=Verdict(True), figures=figures,
+        accuracy=Accuracy(**scores) if mode == "accuracy" else None,
+        compliance=() if test06 is None else (Compliance(test="TEST06", passed=test06),))
+
+
+#: change -> the one rejection it makes (None: none), on llama3.1-8b Offline and Server
+RULES = {
+    "an official run": ({}, "Server", None),
+    "performance_sample_count below": ({"settings__performance_sample_count": 13367}, "Offline", "performance_sample_count"),
+    "Offline query too small": ({"settings__samples_per_query": 24}, "Offline", "samples_per_query"),
+    "short run": ({"settings__min_duration_ms": 599_999}, "Server", "min_duration"),
+    "early stopping not met": ({"early_stopping_met": False}, "Server", "early_stopping"),
+    "early stopping does not judge Offline": ({"early_stopping_met": False}, "Offline", None),
+    "TTFT at the Server limit": ({"ttft": 2000}, "Server", "token_latency"),
+    "TPOT over the limit": ({"tpot": 101}, "Server", "token_latency"),
+    "accuracy run over a subset": ({"settings__accuracy_sample_count": 13000}, "Offline", "dataset_coverage"),
+    "rouge1 under its target": ({"accuracy": {"rouge1": 38.3}}, "Offline", "accuracy_target"),
+    "gen_len under 0.9x": ({"accuracy": {"gen_len": 7_350_000}}, "Offline", "accuracy_target"),
+    "gen_len over 1.1x": ({"accuracy": {"gen_len": 8_984_500}}, "Offline", "accuracy_upper_limit"),
+    "no TEST06": ({"test06": None}, "Server", "test06_missing"),
+    "TEST06 failed": ({"test06": False}, "Offline", "test06_failed"),
+}
+
+
+@pytest.mark.parametrize(("change", "scenario", "check"), RULES.values(), ids=RULES.keys())
+def test_each_rule_of_the_prediction(tmp_path: Path, change: dict, scenario: str, check: str | None) -> None:
+    from pytest_mlperf.submission.predict import Folder, predict
+
+    other = "Server" if scenario == "Offline" else "Offline"
+    folders = [Folder("llama3.1-8b", scenario, _official(tmp_path, scenario, "performance", **change),
+                      _official(tmp_path, scenario, "accuracy", **change)),
+               Folder("llama3.1-8b", other, _official(tmp_path, other, "performance"), _official(tmp_path, other, "accuracy"))]
+    found = [(r.scenario, r.check) for r in predict(folders)]
+    assert found == ([] if check is None else [(scenario, check)])
+
+
+@pytest.mark.parametrize(("benchmark", "present", "kept", "missing"), [
+    ("llama3.1-8b", ["Offline"], {}, "Interactive or Server"),
+    ("llama3.1-8b", ["Offline"], {"llama3.1-8b": ["Interactive"]}, None),  # an earlier session's folder counts
+    ("llama3.1-8b", ["Interactive"], {}, "Offline"),
+    ("llama3.1-8b-edge", ["Offline"], {}, "SingleStream"),
+    ("llama3.1-8b-edge", ["SingleStream", "Offline"], {}, None),
+])
+def test_the_scenario_sets(tmp_path: Path, benchmark: str, present: list, kept: dict, missing: str | None) -> None:
+    from pytest_mlperf.submission.predict import Folder, predict
+
+    folders = [Folder(benchmark, s, _official(tmp_path, s, "performance", benchmark), None) for s in present]
+    found = [r.why for r in predict(folders, kept) if r.check == "scenarios"]
+    if missing is None:
+        assert found == []
+    else:
+        assert len(found) == len(present) and found[0].startswith(f"{benchmark} has no {missing} result in this system")
