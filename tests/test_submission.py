@@ -508,6 +508,10 @@ RULES = {
     "rouge1 under its target": ({"accuracy": {"rouge1": 38.3}}, "Offline", "accuracy_target"),
     "gen_len under 0.9x": ({"accuracy": {"gen_len": 7_350_000}}, "Offline", "accuracy_target"),
     "gen_len over 1.1x": ({"accuracy": {"gen_len": 8_984_500}}, "Offline", "accuracy_upper_limit"),
+    "Interactive: early stopping (loadgen runs it as Server)": (
+        {"early_stopping_met": False, "settings__scenario": "Server"}, "Interactive", "early_stopping"),
+    "Interactive: the checker holds it to the Server TTFT limit": ({"ttft": 600, "settings__scenario": "Server"},
+                                                                   "Interactive", None),
     "no TEST06": ({"test06": None}, "Server", "test06_missing"),
     "TEST06 failed": ({"test06": False}, "Offline", "test06_failed"),
 }

@@ -143,6 +143,9 @@ def _performance(f: Folder, record: BenchmarkRecord, req: Requirements, scenario
 
     out: list[Rejection] = []
     s = _settings(record)
+    # the checker judges by loadgen's scenario: an Interactive run is a Server run of the
+    # -interactive model (early stopping, no query count, the Server TTFT/TPOT limits)
+    scenario = str(s.get("scenario") or f.scenario)
     missing = missing_scenarios(f.benchmark, scenarios)
     if missing:
         named = " and ".join(m.removeprefix("(one of) ") for m in missing)
@@ -153,27 +156,27 @@ def _performance(f: Folder, record: BenchmarkRecord, req: Requirements, scenario
         reject("performance_sample_count", f"performance_sample_count {count} is below the benchmark's "
                                            f"{req.performance_sample_count}{_profile(record)}")
     early = _detail_value(record, "early_stopping_met")
-    if f.scenario in EARLY_STOPPING and early is False:
+    if scenario in EARLY_STOPPING and early is False:
         reject("early_stopping", "loadgen's early stopping was not met: the run's tail latency needs more "
                                  "queries than ran (a longer run, or a lower target QPS)")
-    if f.scenario not in EARLY_STOPPING:
-        need = req.min_queries.get(f.scenario)
+    if scenario not in EARLY_STOPPING:
+        need = req.min_queries.get(scenario)
         queries = s.get("min_query_count")
         per_query = s.get("samples_per_query")
         if need and isinstance(queries, int) and queries < need:
             reject("min_query_count", f"min_query_count {queries} is below the rules' {need}{_profile(record)}")
-        elif f.scenario == "Offline" and isinstance(per_query, int) and per_query < req.performance_sample_count:
+        elif scenario == "Offline" and isinstance(per_query, int) and per_query < req.performance_sample_count:
             reject("samples_per_query", f"the Offline query holds {per_query} samples; the rules ask "
                                         f"{req.performance_sample_count}{_profile(record)}")
     duration = s.get("min_duration_ms")
     if isinstance(duration, int) and duration < MIN_DURATION_MS:
         reject("min_duration", f"min_duration {duration / 1000:g} s is below the rules' 600 s{_profile(record)}")
-    limits = req.token_limits.get(f.scenario)
+    limits = req.token_limits.get(scenario)
     if limits is not None:
         ttft, tpot = record.figures.ttft_ns.p99, record.figures.tpot_ns.p99
         if ttft is not None and tpot is not None and not (ttft < limits[0] and tpot < limits[1]):
             reject("token_latency", f"p99 TTFT {ttft / 1e6:.0f} ms / TPOT {tpot / 1e6:.0f} ms are not both under "
-                                    f"the {f.scenario} limits {limits[0] / 1e6:.0f} / {limits[1] / 1e6:.0f} ms")
+                                    f"the checker's {scenario} limits {limits[0] / 1e6:.0f} / {limits[1] / 1e6:.0f} ms")
     return out
 
 
