@@ -545,3 +545,27 @@ def test_the_scenario_sets(tmp_path: Path, benchmark: str, present: list, kept: 
         assert found == []
     else:
         assert len(found) == len(present) and found[0].startswith(f"{benchmark} has no {missing} result in this system")
+
+
+def test_a_scenario_without_one_of_its_modes_is_predicted_where_the_checker_crashes(
+        default_job_tree: dict, tmp_path: Path) -> None:
+    """The v6.1 checker stops with a traceback on a scenario folder without accuracy/ (e.g.
+    --mlperf-mode=performance): the prediction says so, for either mode."""
+    import shutil
+
+    from pytest_mlperf.submission.predict import Folder, predict
+
+    root = tmp_path / "sub"
+    shutil.copytree(default_job_tree["workdir"] / "sub", root)
+    shutil.rmtree(root / "closed" / "Testorg" / "results" / "box" / "llama3.1-8b" / "Offline" / "accuracy")
+    _, lines = run_checker(root, "Testorg", tmp_path)
+    assert any(line.startswith("TypeError") for line in lines), "\n".join(lines[-20:])
+    perf = _official(tmp_path, "Offline", "performance")
+    acc = _official(tmp_path, "Offline", "accuracy")
+    server = Folder("llama3.1-8b", "Server", _official(tmp_path, "Server", "performance"),
+                    _official(tmp_path, "Server", "accuracy"))
+    for folder, missing in ((Folder("llama3.1-8b", "Offline", perf, None), "accuracy_missing"),
+                            (Folder("llama3.1-8b", "Offline", None, acc), "performance_missing")):
+        found = predict([folder, server])
+        assert [(r.check, r.scenario) for r in found] == [(missing, "Offline")]
+        assert "stops with a traceback" in found[0].why

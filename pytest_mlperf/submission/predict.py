@@ -79,7 +79,8 @@ class Rejection:
     group: str
     #: a stable name of the check (scenarios, performance_sample_count, min_query_count,
     #: samples_per_query, min_duration, early_stopping, token_latency, dataset_coverage,
-    #: accuracy_target, accuracy_upper_limit, test06_missing, test06_failed)
+    #: accuracy_target, accuracy_upper_limit, test06_missing, test06_failed; performance_missing,
+    #: accuracy_missing: the checker crashes there)
     check: str
     why: str
 
@@ -109,6 +110,12 @@ def predict(folders: Sequence[Folder], kept: Mapping[str, Sequence[str]] | None 
         req = REQUIREMENTS.get(f.benchmark)
         if req is None:
             continue
+        for mode, record in (("performance", f.performance), ("accuracy", f.accuracy)):
+            if record is None:  # v6.1 stops with a TypeError on such a folder: nothing after it is checked
+                out.append(Rejection(f.benchmark, f.scenario, mode, f"{mode}_missing",
+                                     f"no {mode} run for this scenario: the checker needs {mode}/ in every "
+                                     "scenario folder and stops with a traceback without it (run "
+                                     "--mlperf-mode=both, the default, or add the missing run)"))
         if f.performance is not None:
             out += _performance(f, f.performance, req, present[f.benchmark])
         if f.accuracy is not None:
