@@ -14,6 +14,7 @@ import pytest
 from pytest_mlperf import BenchmarkRecord
 from pytest_mlperf.submission import compliance
 from tests.fake_world import RECORDS_JSON, session_records, setup
+from tests.shared import shared_dir
 
 DOUBLES = r'''
 
@@ -164,7 +165,7 @@ def test_test06_passes_for_the_embedded_model(pytester: pytest.Pytester) -> None
 
 # -- the same verdict as MLCommons' run_verification.py, on crafted audit logs ----------------
 
-VERIFIER = Path(__file__).resolve().parents[1].parent / "shared" / "oracles" / "mlperf-test06" / "run_verification.py"
+VERIFIER = shared_dir() / "oracles" / "mlperf-test06" / "run_verification.py"
 
 #: Runs the official script, unmodified, once per case folder in one process (numpy imported
 #: once): its verify_accuracy.txt, or the exception it stopped with. No -e: argparse keeps a
