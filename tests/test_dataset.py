@@ -205,7 +205,7 @@ RECORD_ERRORS = {
         _bad(articles(), 1, instruction={"mistral": CUSTOM, "gemma": CUSTOM}), 1, "instruction",
         "the keys 'mistral', 'gemma' and no 'llama': name the Llama prompt template 'llama'"),
     "instruction string without {input}": (
-        _bad(articles(), 0, instruction="Summarize the article."), 0, "instruction",
+        _bad(articles(), 0, instruction="Summarize {{input}}"), 0, "instruction",
         "put '{input}' where the article goes"),
     "instruction.llama without {input}": (
         _bad(articles(), 1, instruction={"llama": "Summarize {{input}}"}), 1, "instruction",
@@ -292,3 +292,71 @@ def test_errors_come_from_load_not_later(tmp_path):
 def test_limit_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match="limit"):
         load_dataset(write(tmp_path / "d.json", articles()), limit=0)
+
+
+# --- errors in the order of their cause ------------------------------------------------------
+
+#: GPT-J's cnn_eval.json: the instruction GPT-J's prompt wraps, not a template for the article
+GPTJ_INSTRUCTION = "Summarize the following news article:"
+GPTJ_PROMPT = ("Below is an instruction that describes a task, paired with an input that provides "
+               "further context. Write a response that appropriately completes the request.\n\n"
+               "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:")
+
+GPTJ_LAYOUTS = {
+    "GPT-J file (bare instruction)": (GPTJ_INSTRUCTION, '"Summarize the following news article:"'),
+    "GPT-J's prompt as instruction": (GPTJ_PROMPT, '"Below is an instruction that describes a task, paired with a..."'),
+    "another bare instruction": ("Summarise this.", '"Summarise this."'),
+}
+
+
+@pytest.mark.parametrize(("instruction", "shown"), GPTJ_LAYOUTS.values(), ids=GPTJ_LAYOUTS.keys())
+def test_gptj_layout_says_drop_instruction_not_edit_a_template(tmp_path, instruction, shown):
+    records = articles(4, instruction=instruction, tok_input=[1, 50000, 50300])
+    path = write(tmp_path / "cnn_eval.json", records)
+    with pytest.raises(DatasetError) as info:
+        load_dataset(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: record 0 field 'instruction' is {shown}: the GPT-J layout of cnn_eval.json")
+    assert "drop 'instruction' from the records" in message and "use the Llama layout" in message
+    # the wrong causes are not named
+    assert "put '{input}'" not in message and "literal braces" not in message
+
+
+def test_templates_of_the_llama_layout_are_not_taken_for_gptj(tmp_path):
+    """A string template with '{input}', or a llama key without it, is a template to edit."""
+    assert load_dataset(write(tmp_path / "a.json", articles(instruction=CUSTOM))).records[0].template == CUSTOM
+    with pytest.raises(DatasetError, match="put '{input}' where the article goes"):
+        load_dataset(write(tmp_path / "b.json", articles(instruction={"llama": GPTJ_INSTRUCTION})))
+
+
+#: (prompts, vocabulary, context) -> the start of the message, or None
+PROMPT_CASES = {
+    "fits": ([[1, 2, 3], [1, 4]], 10, 8, None),
+    "ids outside the vocabulary, all short": (
+        [[1, 2], [1, 12, 3]], 10, 8,
+        "token ids outside the model's vocabulary of 10 ids (config.json): record 1 field 'tok_input' item 1 = 12; "
+        "the records were tokenized for another model: drop 'tok_input'"),
+    "too long and ids outside: the vocabulary first": (
+        [[1] * 9, [1, 2, 30] + [1] * 7], 10, 8,
+        "token ids outside the model's vocabulary of 10 ids (config.json): record 1 field 'tok_input' item 2 = 30; "
+        "the records were tokenized for another model (2 prompt(s) are also longer than the model's context of 8 "
+        "positions, as tokenized now): drop 'tok_input'"),
+    "too long only": (
+        [[1] * 9, [1, 2]], 10, 8,
+        "1 prompt(s) longer than the model's context of 8 positions (config.json): record 0 (9 tokens)"),
+    "no vocabulary known": ([[1, 99] * 5], None, 8, "1 prompt(s) longer than the model's context of 8"),
+    "no context known": ([[1, 99] * 5], 50, None, "token ids outside the model's vocabulary of 50 ids"),
+    "the last id of the vocabulary fits": ([[0, 9]], 10, 2, None),
+}
+
+
+@pytest.mark.parametrize(("prompts", "vocab", "context", "expected"), PROMPT_CASES.values(), ids=PROMPT_CASES.keys())
+def test_prompt_problems_in_the_order_of_their_cause(tmp_path, prompts, vocab, context, expected):
+    from pytest_mlperf.run.preflight import prompt_problem
+
+    path = tmp_path / "data.json"
+    problem = prompt_problem(prompts, path, vocab=vocab, context=context, where="config.json")
+    if expected is None:
+        assert problem is None
+    else:
+        assert problem is not None and problem.startswith(f"{path}: {expected}"), problem

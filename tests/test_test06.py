@@ -14,6 +14,7 @@ import pytest
 from pytest_mlperf import BenchmarkRecord
 from pytest_mlperf.submission import compliance
 from tests.fake_world import RECORDS_JSON, session_records, setup
+from tests.shared import shared_dir
 
 DOUBLES = r'''
 
@@ -160,3 +161,139 @@ def test_test06_passes_for_the_embedded_model(pytester: pytest.Pytester) -> None
     result.stdout.fnmatch_lines(["PASS TEST06 *: first token True, eos True, sample length True (* samples)*"])
     (verify,) = (pytester.path / "results").rglob("TEST06/verify_accuracy.txt")
     assert verify.read_text() == PASSED
+
+
+# -- the same verdict as MLCommons' run_verification.py, on crafted audit logs ----------------
+
+VERIFIER = shared_dir() / "oracles" / "mlperf-test06" / "run_verification.py"
+
+#: Runs the official script, unmodified, once per case folder in one process (numpy imported
+#: once): its verify_accuracy.txt, or the exception it stopped with. No -e: argparse keeps a
+#: given -e as a string, which no token id equals; its default, 2, is an int.
+DRIVER = r'''
+import contextlib, io, json, runpy, sys
+from pathlib import Path
+script, cases, scenarios = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])
+out = {}
+for name, scenario in scenarios.items():
+    case = cases / name
+    sys.argv = [script, "-c", str(case), "-o", str(case / "out"), "-s", scenario]
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            runpy.run_path(script, run_name="__main__")
+        out[name] = (case / "out" / "TEST06" / "verify_accuracy.txt").read_text()
+    except BaseException as exc:
+        out[name] = "crash: " + type(exc).__name__
+print(json.dumps(out))
+'''
+
+
+def _hex(*ids: int) -> str:
+    return struct.pack(f"<{len(ids)}i", *ids).hex()
+
+
+def _e(ids: list[int], first: list[int] | None = None, **over: object) -> dict:
+    entry = {"seq_id": 0, "qsl_idx": 7, "data": _hex(*ids), "token_data": _hex(*(ids[:1] if first is None else first)),
+             "token_count": len(ids)}
+    entry.update(over)
+    return {k: v for k, v in entry.items() if v is not DROP}
+
+
+DROP = object()
+GOOD = [_e([5, 6, 2]), _e([9, 2])]
+
+
+def _log(*entries: dict) -> str:
+    return json.dumps(list(entries))
+
+
+#: case -> (log text, scenario, the plugin's EOS ids, what the official script does)
+#: "pass"/"fail": it writes verify_accuracy.txt, and the plugin must write the same text;
+#: "crash": it stops with a traceback, and the plugin must fail with a message naming the cause;
+#: "stricter": it passes, the plugin fails on purpose (docs/reports.md, "TEST06").
+TEST06_CASES: dict[str, tuple[str, str, tuple[int, ...], str]] = {
+    "correct, streaming": (_log(*GOOD), "Server", (2,), "pass"),
+    "correct, Offline": (_log(*GOOD), "Offline", (2,), "pass"),
+    "first token differs": (_log(GOOD[0], _e([5, 6, 2], first=[6])), "Interactive", (2,), "fail"),
+    "first token differs, Offline skips it": (_log(_e([5, 6, 2], first=[6])), "Offline", (2,), "pass"),
+    "first token longer than the response": (_log(_e([5], first=[5, 6])), "SingleStream", (2,), "pass"),
+    "ends in two EOS": (_log(GOOD[0], _e([5, 2, 2])), "Server", (2,), "fail"),
+    "only two EOS": (_log(_e([2, 2])), "Server", (2,), "pass"),
+    "only three EOS": (_log(_e([2, 2, 2])), "Server", (2,), "fail"),
+    "one EOS alone": (_log(_e([2])), "Server", (2,), "pass"),
+    "EOS inside, one at the end": (_log(_e([2, 5, 2])), "Server", (2,), "pass"),
+    "EOS not at the end": (_log(_e([5, 2, 2, 6])), "Offline", (2,), "pass"),
+    "empty response": (_log(_e([], token_count=0, token_data="")), "Server", (2,), "pass"),
+    "token_count off by one": (_log(_e([5, 6, 2], token_count=4)), "Offline", (2,), "fail"),
+    "token_count as a string": (_log(_e([5, 6, 2], token_count="3")), "Offline", (2,), "pass"),
+    "token_count as a float": (_log(_e([5, 6, 2], token_count=3.0)), "Offline", (2,), "pass"),
+    "hex in upper case, spaced": (_log(_e([5, 2], data="05000000 02000000".upper())), "Offline", (2,), "pass"),
+    "streaming entry without token_data": (_log(GOOD[0], _e([5, 2], token_data=DROP)), "Server", (2,), "fail"),
+    "streaming entry with token_data not hex": (_log(_e([5, 2], token_data="zz")), "Server", (2,), "fail"),
+    "Offline entry without token_data": (_log(_e([5, 2], token_data=DROP)), "Offline", (2,), "pass"),
+    "entry without token_count": (_log(GOOD[0], _e([5, 2], token_count=DROP)), "Server", (2,), "crash"),
+    "token_count null": (_log(_e([5, 2], token_count=None)), "Offline", (2,), "crash"),
+    "token_count a word": (_log(_e([5, 2], token_count="two")), "Offline", (2,), "crash"),
+    "entry without data": (_log(_e([5, 2], data=DROP)), "Offline", (2,), "crash"),
+    "data not whole int32": (_log(_e([5, 2], data="050000000200")), "Server", (2,), "crash"),
+    "data not hex": (_log(_e([5, 2], data="0x05")), "Offline", (2,), "crash"),
+    "data a list": (_log(_e([5, 2], data=[5, 2])), "Offline", (2,), "crash"),
+    "entry a number": (json.dumps([_e([5, 2]), 3]), "Offline", (2,), "crash"),
+    "a length mismatch before a missing token_count": (
+        _log(_e([5, 2], token_count=9), _e([5, 2], token_count=DROP)), "Offline", (2,), "fail"),
+    "empty file": ("", "Offline", (2,), "crash"),
+    "truncated (run killed mid-write)": (_log(*GOOD)[:-30], "Server", (2,), "crash"),
+    "a second closing bracket": (_log(*GOOD) + "\n]\n", "Server", (2,), "crash"),
+    "trailing comma": (_log(*GOOD)[:-1] + ",]", "Server", (2,), "crash"),
+    "UTF-8 byte order mark": ("\ufeff" + _log(*GOOD), "Server", (2,), "crash"),
+    "top level an object of entries": (json.dumps({"0": _e([5, 2])}), "Offline", (2,), "crash"),
+    "empty list": ("[]", "Server", (2,), "stricter"),
+    "empty object": ("{}", "Server", (2,), "stricter"),
+    "empty string": ('""', "Offline", (2,), "stricter"),
+    "two EOS ids of the model, mixed": (_log(_e([5, 3, 2])), "Server", (2, 3), "stricter"),
+}
+
+
+@pytest.fixture(scope="module")
+def official_verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    if not VERIFIER.is_file():
+        pytest.skip(f"MLCommons' run_verification.py is not in {VERIFIER.parent}")
+    pytest.importorskip("numpy")
+    import subprocess
+    import sys
+
+    cases = tmp_path_factory.mktemp("test06-cases")
+    for name, (text, _, _, _) in TEST06_CASES.items():
+        (cases / name).mkdir()
+        (cases / name / "mlperf_log_accuracy.json").write_text(text, encoding="utf-8")
+    scenarios = {name: case[1] for name, case in TEST06_CASES.items()}
+    proc = subprocess.run([sys.executable, "-c", DRIVER, str(VERIFIER), str(cases), json.dumps(scenarios)],
+                          capture_output=True, text=True, timeout=300, check=True)
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("name", TEST06_CASES)
+def test_test06_verdict_is_the_official_scripts(official_verdicts: dict[str, str], tmp_path: Path, name: str) -> None:
+    text, scenario, eos, expected = TEST06_CASES[name]
+    official = official_verdicts[name]
+    # what the official script did, as the table says (so a changed script is noticed)
+    if expected == "crash":
+        assert official.startswith("crash: "), official
+    else:
+        assert official.endswith("TEST06 verification failed\n" if expected == "fail" else "TEST06 verification complete\n"), official
+    log = tmp_path / "mlperf_log_accuracy.json"
+    log.write_text(text, encoding="utf-8")
+    checks, failures, _ = compliance.check_log(log, streaming=scenario != "Offline", eos=eos)
+    ours = compliance.verify_text(checks)
+    if expected in ("pass", "fail") and not any(f.startswith(compliance.MALFORMED) for f in failures):
+        assert ours == official
+    elif expected == "fail":  # the script read far enough to fail it; the plugin finds the malformed entry too
+        assert ours.endswith("TEST06 verification failed\n")
+    else:  # a clear error, never a silent pass
+        assert ours.endswith("TEST06 verification failed\n")
+        assert failures, "a failed check without a reason"
+        if expected == "crash":
+            assert failures[0].startswith(f"{compliance.MALFORMED}: "), failures
+            assert "run_verification.py stops" in failures[0]
+        else:
+            assert "run_verification.py passes" in " ".join(failures) or "EOS" in " ".join(failures), failures

@@ -3,8 +3,10 @@
 The file is a JSON list of records ``{"instruction": ..., "input": article, "tok_input": [int],
 "output": highlights}``; only ``input`` and ``output`` are required. ``instruction`` holds the
 prompt template, published in two layouts: a mapping ``{"llama": TEMPLATE}`` or the template as
-a plain string; without it the MLCommons :data:`TEMPLATE` applies. Every :class:`DatasetError`
-names the file, the record index and the field, and says what to change.
+a plain string; without it the MLCommons :data:`TEMPLATE` applies. GPT-J's file (``instruction``
+a bare instruction, or GPT-J's prompt with ``{instruction}``) is refused with that cause named.
+Every :class:`DatasetError` names the file, the record index and the field, and says what to
+change.
 
 A leaf module: it imports nothing of the package.
 """
@@ -253,10 +255,30 @@ def _template(path: Path, i: int, raw: dict) -> str:
             f"{path}: record {i} field {field} must be the prompt template, a string holding "
             f"'{{input}}' (or {{\"llama\": template}}), got a JSON {_json_type(value)}"
         )
+    if field == "'instruction'" and _gptj_layout(value):
+        raise DatasetError(
+            f"{path}: record {i} field 'instruction' is {_shorten(value)}: the GPT-J layout of "
+            "cnn_eval.json, where 'instruction' is an instruction for GPT-J's prompt, not a Llama "
+            "prompt template: drop 'instruction' from the records (the MLCommons llama3.1-8b "
+            "template then applies, as in the Llama layout), or use the Llama layout's file "
+            f"(\"instruction\": {{\"llama\": template with '{{input}}'}})"
+        )
     problem = _template_problem(value)
     if problem:
         raise DatasetError(f"{path}: record {i} field {field}: {problem}")
     return value
+
+
+@functools.lru_cache(maxsize=64)
+def _gptj_layout(value: str) -> bool:
+    """A plain-string ``instruction`` of the GPT-J layout: a bare instruction (no placeholder
+    at all, as in "Summarize the following news article:") or GPT-J's own prompt template,
+    which places ``{instruction}``."""
+    return "{" not in value or "{instruction}" in value
+
+
+def _shorten(value: str, limit: int = 60) -> str:
+    return json.dumps(value if len(value) <= limit else value[:limit] + "...")
 
 
 @functools.lru_cache(maxsize=64)

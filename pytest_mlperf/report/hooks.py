@@ -98,6 +98,7 @@ class SessionReporting:
         self._details: dict[str, run_details.RunDetails] = {}
         self._written: list[tuple[str, Path]] = []
         self._notes: list[str] = []
+        self._predicted: list[str] = []
 
     @property
     def options(self) -> Any:
@@ -168,6 +169,7 @@ class SessionReporting:
                               reproduce=reproduce)
             self._written.append(("submission tree", tree.root))
             self._notes += tree.warnings
+            self._predicted = [r.line() for r in tree.predicted]
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -179,3 +181,11 @@ class SessionReporting:
             terminalreporter.write_line(f"{label}: {relative(path)}")
         for note in self._notes:
             terminalreporter.write_line(f"note: {note}", yellow=True)
+        if self._predicted:
+            from pytest_mlperf.submission.predict import FILE
+
+            terminalreporter.write_line(f"the official submission checker will reject ({len(self._predicted)}, "
+                                        f"predicted; also in {relative(self.options.submission_dir / FILE)}):",
+                                        yellow=True)
+            for line in self._predicted:
+                terminalreporter.write_line(f"  {line}", yellow=True)

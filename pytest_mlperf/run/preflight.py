@@ -4,9 +4,12 @@ record or field at fault and saying how to fix it.
 - At collection (:func:`check_collection`): the backend ``--mlperf-backend`` names exists; every
   scenario ``--mlperf-scenario`` names is declared by some collected benchmark (else every test
   would be skipped and a mistyped CI command would pass); a built-in backend's engine
-  arguments are ones it takes. A miss is a ``pytest.UsageError``: no test runs.
+  arguments are ones it takes; with ``--mlperf-submission-dir``, every benchmark is of the
+  system type the description file gives (``system_type``). A miss is a
+  ``pytest.UsageError``: no test runs.
 - At the first benchmark's call (:func:`check_inputs`): the data set's prompts fit the model,
-  no longer than its context and no token id outside its vocabulary. A miss fails that test
+  no token id outside its vocabulary (checked first: the likelier cause of both misses) and
+  none longer than its context. A miss fails that test
   and stops the session (every later test would fail the same way).
 
 Option values, the marker, loadgen settings and user.conf are checked where they are read
@@ -88,6 +91,23 @@ def _check_items(config: pytest.Config, items: Sequence[pytest.Item]) -> None:
         # use and ends the session there, still before any engine starts.)
         raise pytest.UsageError(unknown_backend(opts.backend, names))
     _check_engine_args(opts, specs)
+    if opts.submission_dir is not None:
+        _check_system_type(opts, specs)
+
+
+def _check_system_type(opts: Any, specs: Sequence[Any]) -> None:
+    """Every collected benchmark belongs in the system the tree will file it under."""
+    from pytest_mlperf.submission.system_type import explain_misplaced, misplaced, system_types
+    from pytest_mlperf.submission.tree import SystemDescError, load_system_desc
+
+    try:
+        desc = load_system_desc(opts.system_desc, opts.submitter)
+    except SystemDescError as exc:  # already refused at configure; a file changed since
+        raise pytest.UsageError(f"--mlperf-system-desc: {exc}") from None
+    wrong = misplaced((s.benchmark for s in specs), system_types(desc) or frozenset())
+    if wrong:
+        raise pytest.UsageError("--mlperf-system-desc: "
+                                + explain_misplaced(opts.system_desc, desc["system_type"], wrong))
 
 
 def unknown_backend(name: str, known: set[str]) -> str:
@@ -162,15 +182,10 @@ def check_inputs(request: pytest.FixtureRequest) -> None:
 def prompt_problem(prompts: Sequence[Sequence[int]], path: Path, *, vocab: int | None,
                    context: int | None, where: str) -> str | None:
     """Why ``prompts`` cannot be given to a model of ``vocab`` ids and ``context`` positions
-    (``where`` says where those come from), or None."""
-    if context is not None:
-        long = [(i, len(p)) for i, p in enumerate(prompts) if len(p) > context]
-        if long:
-            shown = ", ".join(f"record {i} ({n} tokens)" for i, n in long[:_SHOWN])
-            more = f" and {len(long) - _SHOWN} more" if len(long) > _SHOWN else ""
-            return (f"{path}: {len(long)} prompt(s) longer than the model's context of {context} "
-                    f"positions ({where}): {shown}{more}; use a model with a longer context, or "
-                    "leave those records out (--mlperf-total-samples takes the first N)")
+    (``where`` says where those come from), or None. Ids outside the vocabulary come first:
+    records tokenized for another model are most often too long for this one too, and
+    re-tokenizing them is the fix for both."""
+    long = [(i, len(p)) for i, p in enumerate(prompts) if len(p) > context] if context is not None else []
     if vocab is not None:
         bad = []
         for i, prompt in enumerate(prompts):
@@ -180,8 +195,16 @@ def prompt_problem(prompts: Sequence[Sequence[int]], path: Path, *, vocab: int |
         if bad:
             shown = ", ".join(f"record {i} field 'tok_input' item {j} = {t}" for i, j, t in bad[:_SHOWN])
             more = f" and {len(bad) - _SHOWN} more" if len(bad) > _SHOWN else ""
+            also = (f" ({len(long)} prompt(s) are also longer than the model's context of {context} "
+                    "positions, as tokenized now)") if long else ""
             return (f"{path}: token ids outside the model's vocabulary of {vocab} ids ({where}): "
-                    f"{shown}{more}; the records were tokenized for another model: drop "
+                    f"{shown}{more}; the records were tokenized for another model{also}: drop "
                     "'tok_input' to tokenize them with this model's tokenizer, or use the model "
                     "they were made for")
+    if long:
+        shown = ", ".join(f"record {i} ({n} tokens)" for i, n in long[:_SHOWN])
+        more = f" and {len(long) - _SHOWN} more" if len(long) > _SHOWN else ""
+        return (f"{path}: {len(long)} prompt(s) longer than the model's context of {context} "
+                f"positions ({where}): {shown}{more}; use a model with a longer context, or "
+                "leave those records out (--mlperf-total-samples takes the first N)")
     return None

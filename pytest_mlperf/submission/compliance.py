@@ -92,43 +92,117 @@ def eos_ids(benchmark: str, generation_eos: Iterable[int] = (), tokenizer: Any =
     return tuple(dict.fromkeys(ids))
 
 
-def _tokens(hex_data: str) -> list[int]:
-    raw = bytes.fromhex(hex_data or "")
-    return list(struct.unpack(f"<{len(raw) // 4}i", raw[: len(raw) // 4 * 4]))
+#: where the log cannot be read as run_verification.py reads it, a failure starts with this
+MALFORMED = "malformed audit log"
+
+
+class _Malformed(ValueError):
+    """A field the reference cannot read (it would stop with a traceback there)."""
+
+
+def _tokens(entry: Mapping[str, Any], name: str) -> list[int]:
+    """The int32 token ids of ``entry[name]`` (hex); :class:`_Malformed` naming the field where
+    the reference's ``np.frombuffer(bytes.fromhex(...), int32)`` would raise."""
+    if name not in entry:
+        raise _Malformed(f"no '{name}' field")
+    value = entry[name]
+    if not isinstance(value, str):
+        raise _Malformed(f"'{name}' is {json.dumps(value)[:40]}, not a hex string")
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raise _Malformed(f"'{name}' is not hex ({value[:40]!r})") from None
+    if len(raw) % 4:
+        raise _Malformed(f"'{name}' holds {len(raw)} bytes, not whole int32 token ids")
+    return list(struct.unpack(f"<{len(raw) // 4}i", raw))
+
+
+def _token_count(entry: Mapping[str, Any]) -> int:
+    """``int(entry["token_count"])`` as the reference reads it."""
+    if "token_count" not in entry:
+        raise _Malformed("no 'token_count' field")
+    value = entry["token_count"]
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise _Malformed(f"'token_count' is {json.dumps(value)[:40]}, not a number") from None
+
+
+def _trailing_eos(data: list[int], eos: set[int]) -> int:
+    trailing = 0
+    for token in reversed(data):
+        if token not in eos:
+            break
+        trailing += 1
+    return trailing
 
 
 def check_log(log: Path, *, streaming: bool, eos: Iterable[int]) -> tuple[dict[str, str], list[str], int]:
     """TEST06's three checks over an accuracy log: (check -> "True"/"False"/"Skipped",
-    per-sample failures, samples checked). Responses are int32 token ids, as the bridge sends."""
+    per-sample failures, samples checked). Responses are int32 token ids, as the bridge sends.
+
+    The verdict is ``run_verification.py``'s on every log it reads. Where it would stop with
+    a traceback (a log that is not JSON, an entry that is not an object, a ``data`` that is no
+    int32 hex, a ``token_count`` missing or not a number), the checks it could not make are
+    "False" and the failure names the entry and field, starting with :data:`MALFORMED`.
+    Deliberately stricter (docs/reports.md, "TEST06"): every EOS id counts, and a log of no
+    responses (``[]``, ``{}``), which the reference passes having checked nothing, fails."""
+    failures: dict[str, list[str]] = {name: [] for name in LINES}
+    malformed: list[str] = []
     try:
         entries = json.loads(log.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        return ({name: "False" for name in LINES}, [f"{log}: cannot read the accuracy log ({exc})"], 0)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return ({name: "False" for name in LINES},
+                [f"{MALFORMED}: {log}: cannot read it as JSON ({exc}); run_verification.py stops there too"], 0)
+    if entries in ([], {}, ""):
+        what = "" if entries == [] else f" (the top level is {json.dumps(entries)}, not a list)"
+        failures["sample_length"].append(f"{log}: no sampled responses{what}: the audit run verified nothing "
+                                         "(run_verification.py passes such a log; pytest-mlperf does not)")
+        entries = []
+    elif not isinstance(entries, list):
+        kind = {dict: "an object", str: "a string"}.get(type(entries), f"{json.dumps(entries)[:20]}")
+        malformed.append(f"{log}: the top level is {kind}, not a list of responses")
+        entries = []
     eos_set = set(eos)
-    failures: dict[str, list[str]] = {name: [] for name in LINES}
-    for entry in entries:
-        where = f"qsl_idx {entry.get('qsl_idx')}"
-        data = _tokens(entry.get("data", ""))
+    for n, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            malformed.append(f"entry {n} is {json.dumps(entry)[:40]}, not an object")
+            for name in LINES:
+                failures[name].append(f"entry {n}: not an object")
+            continue
+        where = f"qsl_idx {entry.get('qsl_idx')} (entry {n})"
+        try:
+            data = _tokens(entry, "data")
+        except _Malformed as exc:
+            malformed.append(f"{where}: {exc}")
+            for name in LINES:
+                failures[name].append(f"{where}: {exc}")
+            continue
         if streaming:
-            first = _tokens(entry.get("token_data", ""))
-            if any(a != b for a, b in zip(data, first, strict=False)):
-                failures["first_token"].append(f"{where}: first token {first[:1]} but the response starts {data[:3]}")
-        trailing = 0
-        for token in reversed(data):
-            if token not in eos_set:
-                break
-            trailing += 1
+            try:
+                first = _tokens(entry, "token_data")
+            except _Malformed as exc:  # the reference fails the check here, and goes on
+                failures["first_token"].append(f"{where}: {exc} (the first token loadgen was given)")
+            else:
+                if any(a != b for a, b in zip(data, first, strict=False)):
+                    failures["first_token"].append(f"{where}: first token {first[:1]} but the response starts {data[:3]}")
+        trailing = _trailing_eos(data, eos_set)
         if trailing >= 2 and len(data) != 2:
             failures["eos"].append(f"{where}: ends in {trailing} EOS tokens")
-        count = entry.get("token_count")
-        if count is None or int(count) != len(data):
+        try:
+            count = _token_count(entry)
+        except _Malformed as exc:
+            malformed.append(f"{where}: {exc}")
+            failures["sample_length"].append(f"{where}: {exc}")
+            continue
+        if count != len(data):
             failures["sample_length"].append(f"{where}: {len(data)} tokens, token_count {count}")
-    if not entries:
-        failures["sample_length"].append(f"{log}: no sampled responses")
-    checks = {name: "False" if failures[name] else "True" for name in LINES}
+    # a log the reference cannot read passes no check
+    checks = {name: "False" if failures[name] or malformed else "True" for name in LINES}
     if not streaming:
         checks["first_token"] = "Skipped"
-    shown = [f"{LINES[name].removesuffix(' pass')}: {f}" for name in LINES for f in failures[name]]
+    shown = [f"{MALFORMED}: {m}; run_verification.py stops with a traceback there" for m in malformed[:1]]
+    shown += [f"{LINES[name].removesuffix(' pass')}: {f}" for name in LINES for f in failures[name]]
     return checks, shown, len(entries)
 
 

@@ -9,7 +9,10 @@ logs of the session's runs, as ``submission_checker`` reads it::
             accuracy/mlperf_log_{summary,detail}.txt, accuracy.txt, mlperf_log_accuracy.json
             measurements.json, user.conf, README.md
 
-``<system>`` is the description file's name without ``.json``. The accuracy log is cut to its
+``<system>`` is the description file's name without ``.json``; its ``system_type`` says which
+benchmarks it may hold (:mod:`.system_type`): a benchmark of another type is refused at
+collection (and left out of a tree built from records alone), never written where the
+checker would crash on it. The accuracy log is cut to its
 first and last 4 KiB as MLCommons' ``truncate_accuracy_log.py`` does, after ``accuracy.txt``
 took the hash of the whole log. A scenario folder is rebuilt whole on every session, so no file
 of an older run stays behind. A quick-profile run is not a submission (its duration and query
@@ -29,6 +32,14 @@ from pytest_mlperf.core.details import RunDetails
 from pytest_mlperf.core.record import BenchmarkRecord
 from pytest_mlperf.submission.accuracy_txt import ACCURACY_LOG, accuracy_text, sha256_file
 from pytest_mlperf.submission.accuracy_txt import FILE as ACCURACY_TXT
+from pytest_mlperf.submission.predict import Folder, Rejection, predict
+from pytest_mlperf.submission.predict import write as write_prediction
+from pytest_mlperf.submission.system_type import (
+    SYSTEM_TYPES,
+    explain_misplaced,
+    misplaced,
+    system_types,
+)
 
 DIVISION = "closed"
 LOGS = ("mlperf_log_summary.txt", "mlperf_log_detail.txt")
@@ -45,6 +56,8 @@ class Tree:
     root: Path
     scenario_dirs: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: what the official checker will reject, worked out before anything was written
+    predicted: list[Rejection] = field(default_factory=list)
 
 
 def system_id(system_desc: Path) -> str:
@@ -68,6 +81,11 @@ def load_system_desc(path: Path, submitter: str) -> dict[str, Any]:
     division = data.get("division")
     if division and str(division).lower() != DIVISION:
         raise SystemDescError(f"{path}: division {division!r}; pytest-mlperf writes the '{DIVISION}' tree")
+    if system_types(data) is None:
+        got = f"is {data['system_type']!r}" if "system_type" in data else "is missing"
+        raise SystemDescError(f"{path}: system_type {got}; set it to one of "
+                              f"{', '.join(repr(t) for t in SYSTEM_TYPES if t != 'edge,datacenter')} "
+                              "(the category each benchmark is submitted in)")
     return {**data, "submitter": given or submitter, "division": division or DIVISION}
 
 
@@ -145,9 +163,15 @@ def build_tree(records: Sequence[BenchmarkRecord], details: Mapping[str, RunDeta
         "The results were produced by pytest-mlperf (https://pypi.org/project/pytest-mlperf/) "
         f"with:\n\n    {reproduce}\n", encoding="utf-8")
 
+    # checked at collection too; records of a benchmark of another type stay out of the tree
+    wrong = misplaced((r.benchmark for r in records), system_types(desc) or frozenset())
+    if wrong:
+        tree.warnings.append("left out of the tree: " + explain_misplaced(system_desc, desc["system_type"], wrong))
     groups: dict[tuple[str, str], list[BenchmarkRecord]] = {}
     for record in records:
-        groups.setdefault((record.benchmark, record.scenario), []).append(record)
+        if record.benchmark not in wrong:
+            groups.setdefault((record.benchmark, record.scenario), []).append(record)
+    chosen: list[tuple[Folder, list[str]]] = []
     for (benchmark, scenario), group in sorted(groups.items()):
         notes: list[str] = []
         where = f"{benchmark} {scenario}"
@@ -156,17 +180,24 @@ def build_tree(records: Sequence[BenchmarkRecord], details: Mapping[str, RunDeta
             runs = [r for r in group if r.mode == mode and (Path(r.run.outdir) / LOGS[1]).is_file()]
             if len(runs) > 1:
                 notes.append(f"{where}: {len(runs)} {mode} runs; the tree holds the latest, {_latest(runs).nodeid}")  # type: ignore[union-attr]
-            chosen = _latest(runs)
-            if chosen is None:
-                notes.append(f"{where}: no {mode} run with kept logs; the checker will miss it")
+            latest = _latest(runs)
+            if latest is None:
+                notes.append(f"{where}: no {mode} run with kept logs")
             else:
-                by_mode[mode] = chosen
-        if not by_mode:
-            continue
+                by_mode[mode] = latest
+        if by_mode:
+            chosen.append((Folder(benchmark, scenario, by_mode.get("performance"), by_mode.get("accuracy")), notes))
+    results = org / "results" / system
+    kept = {b.name: [s.name for s in b.iterdir() if s.is_dir()] for b in results.iterdir() if b.is_dir()} \
+        if results.is_dir() else {}
+    tree.predicted = predict([f for f, _ in chosen], kept)
+    write_prediction(root, tree.predicted)
+    for entry, notes in chosen:
+        benchmark, scenario, where = entry.benchmark, entry.scenario, f"{entry.benchmark} {entry.scenario}"
         folder = org / "results" / system / benchmark / scenario
         if folder.exists():
             shutil.rmtree(folder)
-        perf, acc = by_mode.get("performance"), by_mode.get("accuracy")
+        perf, acc = entry.performance, entry.accuracy
         if perf is not None:
             _copy_logs(perf, folder / "performance" / "run_1")
         if acc is not None:

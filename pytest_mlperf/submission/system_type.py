@@ -1,0 +1,80 @@
+"""Which system type each benchmark is submitted under, and the scenarios each requires, as
+MLCommons' submission checker (v6.1) reads them: a datacenter benchmark in a ``datacenter``
+system, an edge benchmark in an ``edge`` one, both in ``datacenter,edge``. The system type is
+the ``system_type`` field of the system description file.
+
+A small table of its own until the rules module publishes the scenario sets per system type
+(``REQUIRED_SCENARIOS``, ``system_type_of``); then this module reads theirs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+DATACENTER, EDGE = "datacenter", "edge"
+#: the ``system_type`` values the checker takes, as the types they stand for
+SYSTEM_TYPES: Mapping[str, frozenset[str]] = {
+    "datacenter": frozenset({DATACENTER}),
+    "edge": frozenset({EDGE}),
+    "datacenter,edge": frozenset({DATACENTER, EDGE}),
+    "edge,datacenter": frozenset({DATACENTER, EDGE}),
+}
+
+
+@dataclass(frozen=True)
+class ScenarioSet:
+    system_type: str
+    #: every one of these
+    required: tuple[str, ...]
+    #: at least one of these (the checker: "(one of) Interactive or Server")
+    one_of: tuple[str, ...] = ()
+
+
+_DATACENTER_LLM = ScenarioSet(DATACENTER, ("Offline",), ("Interactive", "Server"))
+#: benchmark -> its system type and scenarios (v6.1 required-scenarios-{datacenter,edge})
+SCENARIO_SETS: Mapping[str, ScenarioSet] = {
+    "llama3.1-8b": _DATACENTER_LLM,
+    "llama3.1-8b-edge": ScenarioSet(EDGE, ("Offline", "SingleStream")),
+    "llama2-70b-99": _DATACENTER_LLM,
+    "llama2-70b-99.9": _DATACENTER_LLM,
+    "llama3.1-405b": _DATACENTER_LLM,
+}
+
+
+def system_types(desc: Mapping[str, Any]) -> frozenset[str] | None:
+    """The types a description's ``system_type`` stands for, or None when it is no valid one."""
+    value = desc.get("system_type")
+    return SYSTEM_TYPES.get(str(value).replace(" ", "").lower()) if isinstance(value, str) else None
+
+
+def system_type_of(benchmark: str) -> str | None:
+    """``datacenter`` or ``edge``; None for a benchmark the table does not know."""
+    found = SCENARIO_SETS.get(benchmark)
+    return found.system_type if found is not None else None
+
+
+def misplaced(benchmarks: Iterable[str], types: frozenset[str]) -> dict[str, str]:
+    """The benchmarks a system of ``types`` cannot hold -> their own system type."""
+    return {b: t for b in dict.fromkeys(benchmarks) if (t := system_type_of(b)) is not None and t not in types}
+
+
+def missing_scenarios(benchmark: str, present: Iterable[str]) -> list[str]:
+    """What the checker names as missing for ``benchmark`` with results for ``present``."""
+    found = SCENARIO_SETS.get(benchmark)
+    if found is None:
+        return []
+    have = {s.lower() for s in present}
+    missing = [s for s in found.required if s.lower() not in have]
+    if found.one_of and not have & {s.lower() for s in found.one_of}:
+        missing.append(f"(one of) {' or '.join(found.one_of)}")
+    return missing
+
+
+def explain_misplaced(path: Any, value: str, wrong: Mapping[str, str]) -> str:
+    named = ", ".join(f"{b} ({'an' if t[0] in 'aeiou' else 'a'} {t} benchmark)" for b, t in wrong.items())
+    return (f"{path}: system_type {value!r} cannot hold {named}: MLCommons' checker takes each "
+            "benchmark only under a system of its type. Submit both in one system with "
+            "\"system_type\": \"datacenter,edge\", or select only the benchmarks of this type "
+            f"(deselect {', '.join(wrong)}, e.g. with -k or by naming the benchmark files)")
