@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from pytest_mlperf import BenchmarkRecord
+from pytest_mlperf.live import status as st
 from pytest_mlperf.report.results_json import read_results_json
 from tests.servers import SERVED_NAME, FakeServer, vllm_servers
 
@@ -119,3 +120,87 @@ def test_two_workers_two_real_servers_one_each(pytester: pytest.Pytester, vllm_p
     _assert_each_worker_used_only_its_endpoints(records, urls)
     assert all(r.system.engine and r.system.engine.startswith("vllm") for r in records)
     assert Path(pytester.path / "results" / "summary.md").is_file()
+
+
+# --- workers on other hosts: two popen workers in working directories of their own -----------
+
+def _hosts(pytester: pytest.Pytester, *names: str) -> list[Path]:
+    """Working directories of their own, each with a copy of the project (as each host would
+    have its checkout): conftest, benchmarks, data set."""
+    import shutil
+
+    hosts = []
+    for name in names:
+        host = pytester.path.parent / f"{pytester.path.name}-host{name}"
+        shutil.copytree(pytester.path, host, ignore=shutil.ignore_patterns("results", "__pycache__"))
+        hosts.append(host)
+    return hosts
+
+
+def _copy_world(pytester: pytest.Pytester) -> list[str]:
+    """The fake world's benchmark and an edge one, paths relative (resolved on each host)."""
+    from tests.fake_world import BENCHMARK as COPY_BENCHMARK
+    from tests.fake_world import setup
+
+    setup(pytester, scenarios='("Offline",)')
+    pytester.makepyfile(test_edge=COPY_BENCHMARK.replace("{SETTINGS}", "{}").replace("{SCENARIOS}", '("Offline",)')
+                        .replace('"llama3.1-8b"', '"llama3.1-8b-edge"').replace("test_bench", "test_edge"))
+    return ["--mlperf-dataset=data.json", "--mlperf-backend=copy", "--mlperf-scenario=Offline",
+            "--mlperf-json=records.json", "-p", "no:cacheprovider", "-d"]
+
+
+def test_remote_workers_send_records_logs_and_status_files_back(pytester: pytest.Pytester) -> None:
+    """``-d --tx popen//chdir=A --tx popen//chdir=B`` with a relative ``--mlperf-output``: each
+    worker writes its runs under its own folder, as a worker on another host would; the
+    controller ends up with every run folder and status file under its own output (a new
+    ``run_<n>`` beside an earlier session's), records pointing there and naming where the files
+    came from, one JSON, summary and submission tree made from the copies."""
+    import json
+    import socket
+
+    from tests.test_submission import SYSTEM
+
+    args = _copy_world(pytester)
+    (pytester.path / "testbox.json").write_text(json.dumps(SYSTEM))
+    hosts = _hosts(pytester, "A", "B")
+    output = pytester.path / "results"
+    earlier = output / "test_bench.py_test_bench_Offline-performance" / "run_1"
+    earlier.mkdir(parents=True)
+    (earlier / "from_an_earlier_session").write_text("kept")
+    result = pytester.runpytest(
+        *args, "--mlperf-output=results", "--mlperf-submission-dir=sub", "--mlperf-submitter=Testorg",
+        "--mlperf-system-desc=testbox.json", *(f"--tx=popen//chdir={h}" for h in hosts))
+    result.assert_outcomes(passed=4)
+    records = _records(pytester)
+    assert len(records) == 4 and {r.worker for r in records} == {"gw0", "gw1"}
+    host = socket.gethostname()
+    for record in records:
+        outdir = Path(record.run.outdir)
+        assert outdir.is_relative_to(output) and (outdir / "mlperf_log_summary.txt").is_file(), record.run.outdir
+        where, _, remote = record.worker_outdir.partition(":")
+        remote_dir = Path(remote) / outdir.name
+        assert where == host and remote_dir.is_relative_to(hosts[int(record.worker[2:])] / "results")
+        # a copy: the same files, byte for byte, both sides
+        assert sorted(p.name for p in remote_dir.iterdir()) == sorted(p.name for p in outdir.iterdir())
+        assert (remote_dir / "mlperf_log_detail.txt").read_bytes() == (outdir / "mlperf_log_detail.txt").read_bytes()
+        status = json.loads(st.status_path(output, record.nodeid).read_text())
+        assert status["outdir"] == record.run.outdir and status["state"] == "passed"
+    # An earlier session's run_1 is never overwritten: this session's copy went to run_2.
+    assert (earlier / "from_an_earlier_session").read_text() == "kept"
+    perf = next(r for r in records if r.nodeid.endswith("test_bench[Offline-performance]"))
+    assert Path(perf.run.outdir).parent.name == "run_2"
+    assert (output / "summary.md").is_file() and not (output / ".mlperf-controller").exists()
+    tree = pytester.path / "sub" / "closed" / "Testorg" / "results" / "testbox"
+    assert len(list(tree.rglob("mlperf_log_summary.txt"))) == 4
+
+
+def test_workers_sharing_the_controllers_folder_write_there_directly(pytester: pytest.Pytester) -> None:
+    """The same with an absolute ``--mlperf-output`` on one file system: nothing is copied."""
+    args = _copy_world(pytester)
+    (host,) = _hosts(pytester, "A")
+    result = pytester.runpytest(*args, f"--mlperf-output={pytester.path / 'results'}", f"--tx=popen//chdir={host}")
+    result.assert_outcomes(passed=4)
+    records = _records(pytester)
+    assert len(records) == 4
+    assert all(r.worker_outdir == "" and Path(r.run.outdir).parent.name == "run_1" for r in records)
+    assert not list(host.rglob("mlperf_log_summary.txt"))

@@ -28,6 +28,9 @@ from pytest_mlperf.live.progress import SESSION, TRACKERS, session_info
 
 def register(config: pytest.Config) -> None:
     config.pluginmanager.register(RunReporting(), "mlperf-run-reporting")
+    from pytest_mlperf.report import remote
+
+    remote.register(config)  # workers on other hosts: their files back to the controller
     if hasattr(config, "workerinput"):
         return
     info = session_info(config)
