@@ -32,10 +32,22 @@ def test_served(mlperf_result):
 """
 
 
+NO_TOKENIZER = """
+import pytest
+
+@pytest.fixture(scope="session")
+def mlperf_tokenizer():
+    return None
+"""
+
+
 def _served_world(pytester: pytest.Pytester, *urls: str) -> list[str]:
     """Two benchmark modules (a datacenter and an edge benchmark) over served endpoints."""
     pytester.makepyfile(test_datacenter=BENCHMARK.replace("{NAME}", "llama3.1-8b"),
                         test_edge=BENCHMARK.replace("{NAME}", "llama3.1-8b-edge"))
+    # Performance runs of token-id endpoints decode nothing: no tokenizer, so no worker spends
+    # its first seconds importing torch and transformers.
+    pytester.makeconftest(NO_TOKENIZER)
     return [*(f"--mlperf-endpoint={u}" for u in urls), f"--mlperf-served-model={SERVED_NAME}",
             "--mlperf-total-samples=24", "--mlperf-scenario=Offline", "--mlperf-mode=performance",
             f"--mlperf-output={pytester.path / 'results'}", "--mlperf-json=records.json",
