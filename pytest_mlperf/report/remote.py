@@ -37,8 +37,9 @@ from pytest_mlperf.live import status as st
 #: workerinput keys: the controller's output folder and the token left in it
 OUTPUT_KEY = "mlperf_controller_output"
 TOKEN_KEY = "mlperf_controller_token"
-#: the file in the controller's output that holds the token
-TOKEN_FILE = ".mlperf-controller"
+#: the file the controller leaves in its output: this prefix and the token (one per session,
+#: so two sessions sharing an output folder never see each other's)
+TOKEN_FILE = ".mlperf-controller-"
 #: the report attribute that carries a remote worker's files (popped on the controller)
 FILES_ATTRIBUTE = "mlperf_files"
 
@@ -61,10 +62,7 @@ def shares_output(config: pytest.Config, workerinput: dict[str, Any]) -> bool:
     own = config.stash[stash.OPTIONS].output
     if str(own) != workerinput[OUTPUT_KEY]:
         return False
-    try:
-        return (own / TOKEN_FILE).read_text(encoding="utf-8").strip() == workerinput[TOKEN_KEY]
-    except OSError:
-        return False
+    return (own / (TOKEN_FILE + workerinput[TOKEN_KEY])).is_file()
 
 
 def _outdirs(record: core_record.BenchmarkRecord) -> list[str]:
@@ -130,7 +128,7 @@ class ControllerFiles:
     def _write_token(self) -> None:
         if not self._token_written:
             self.output.mkdir(parents=True, exist_ok=True)
-            (self.output / TOKEN_FILE).write_text(self.token, encoding="utf-8")
+            (self.output / (TOKEN_FILE + self.token)).touch()
             self._token_written = True
 
     @pytest.hookimpl(optionalhook=True)
@@ -141,7 +139,7 @@ class ControllerFiles:
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self._token_written:
-            (self.output / TOKEN_FILE).unlink(missing_ok=True)
+            (self.output / (TOKEN_FILE + self.token)).unlink(missing_ok=True)
 
     # First, so the record collector, the report plugins and JUnit see the controller's paths.
     @pytest.hookimpl(tryfirst=True)
