@@ -12,7 +12,7 @@ earlier session's), rewrites the paths in the record and details the report carr
 in the record where the files were first written (``worker_outdir``: ``host:folder``). The
 records, the JSON, the summary and the submission tree are then made on the controller from
 its own copies, as in a local session. A worker that dies mid-test leaves that test's files on
-its host (the failing report names the folder).
+its host, under its own ``--mlperf-output`` (xdist's report of the crash names the worker).
 """
 
 from __future__ import annotations
