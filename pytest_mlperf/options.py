@@ -71,6 +71,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("storage", "folder of stored sessions, one subfolder per machine.", ".mlperf"),
     Option("compare", "compare each test with a stored session: last (the bare flag), its number, a label or commit, or a file; prints the deltas.", const="last"),
     Option("compare-fail", "fail a test whose FIGURE regressed past BOUND against the stored run, e.g. tokens_per_second:5%, ttft_p99_ms:10%, rouge1:0.5 (repeatable; implies --mlperf-compare).", multiple=True),
+    Option("endpoints-per-worker", "under xdist (-n), each worker gets its own N of the --mlperf-endpoint list (gw0 the first N, gw1 the next...), so workers benchmark different nodes at once. Default: every worker uses every endpoint."),
     Option("gpus-per-worker", "under xdist (-n), devices pinned to each worker through CUDA_VISIBLE_DEVICES (tensor parallelism: match tensor_parallel_size). Default 1."),
     Option("compliance", "compliance tests run after each performance test: TEST06 (audit run; first token, EOS and sample length checks; verify_accuracy.txt)."),
     Option("find-peak", "Server/Interactive: search the highest VALID target QPS from server_target_qps (doubling or halving, then bisection) to TOLERANCE, 5% (the bare flag) or a QPS amount; the peak run is the test's result.", const="5%"),
@@ -96,6 +97,8 @@ class MlperfOptions:
     served_model: str | None = None
     api_key_env: str | None = None
     endpoint_timeout: float = 300.0
+    #: under xdist: each worker's share of ``endpoints`` (None: every worker uses them all)
+    endpoints_per_worker: int | None = None
     dataset: Path | None = None
     total_samples: int | None = None
     performance_samples: int | None = None
@@ -151,6 +154,8 @@ class MlperfOptions:
                 flags.append(f"--mlperf-{name}={value}")
         if self.endpoints and self.endpoint_timeout != 300.0:
             flags.append(f"--mlperf-endpoint-timeout={self.endpoint_timeout:g}")
+        if self.endpoints_per_worker is not None:
+            flags.append(f"--mlperf-endpoints-per-worker={self.endpoints_per_worker}")
         return " ".join(flags)
 
 
@@ -436,6 +441,12 @@ def _endpoint_options(config: pytest.Config, o: Callable[[str], Option], raw: Ca
         values["endpoint_timeout"] = 0.0
     if values["endpoint_timeout"] <= 0:
         raise _usage(o("endpoint-timeout"), timeout, "expected a positive number of seconds")
+    per_worker = raw(o("endpoints-per-worker"))
+    if per_worker:
+        values["endpoints_per_worker"] = _positive_int(o("endpoints-per-worker"), per_worker)
+        if not endpoints:
+            raise _usage(o("endpoints-per-worker"), per_worker, "it shares out --mlperf-endpoint "
+                         "among xdist workers, and no endpoint is given")
     if endpoints and backend == "hf" and config.getoption(o("backend").ini) is None:
         values["backend"] = "openai"
     return values

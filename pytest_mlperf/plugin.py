@@ -30,7 +30,8 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_mlperf import backends, fixtures, gating
 
     config.addinivalue_line("markers", MARKER_HELP)
-    config.stash[stash.OPTIONS] = options.parse(config)
+    # an xdist worker given its own endpoints (--mlperf-endpoints-per-worker) uses only those
+    config.stash[stash.OPTIONS] = devices.own_endpoints(config, options.parse(config))
     config.stash[stash.RECORDS] = []
     config.pluginmanager.register(fixtures, "mlperf-fixtures")
     config.pluginmanager.register(backends, "mlperf-backends")

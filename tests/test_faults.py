@@ -76,7 +76,7 @@ def run(tmp_path: Path, backend: Backend, scenario: Scenario, mode: Mode = Mode.
 # --- the bridge: what a backend can send, and what becomes of it ------------------------------
 
 
-@pytest.mark.parametrize(("tokens", "problem"), [
+TOKEN_CASES = [
     ([5, 6], None),
     ([], None),
     (np.array([5, 6], dtype=np.int64), None),
@@ -91,13 +91,57 @@ def run(tmp_path: Path, backend: Backend, scenario: Scenario, mode: Mode = Mode.
     ([[1, 2], [3, 4]], "token ids shaped (2, 2), not a flat list"),
     ([[1, 2], [3]], "not a flat list of integers"),
     (np.array([5.0]), "5.0 (float) among its token ids"),
-])
+    ((3071, 0, 2**31 - 1), None),
+    ([np.int64(5), 6], None),
+]
+
+
+@pytest.mark.parametrize(("tokens", "problem"), TOKEN_CASES)
 def test_token_ids_are_checked_before_anything_changes(tokens: Any, problem: str | None) -> None:
     data, why = token_ids(tokens)
     if problem is None:
         assert why is None and data is not None and data.dtype == np.int32
     else:
         assert data is None and why is not None and problem in why, why
+
+
+class _Loadgen:
+    """Records what reaches loadgen: (call, response id, the ids in the buffer, token count)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int, list[int], int]] = []
+
+    def QuerySampleResponse(self, rid: int, address: int, nbytes: int, count: int) -> tuple:  # noqa: N802
+        import ctypes
+
+        return rid, list((ctypes.c_int32 * (nbytes // 4)).from_address(address)) if nbytes else [], count
+
+    def FirstTokenComplete(self, responses: list) -> None:  # noqa: N802
+        self.calls += [("first", *r) for r in responses]
+
+    def QuerySamplesComplete(self, responses: list) -> None:  # noqa: N802
+        self.calls += [("complete", *r) for r in responses]
+
+
+@pytest.mark.parametrize(("tokens", "problem"), TOKEN_CASES)
+def test_the_responder_passes_on_exactly_what_the_full_check_accepts(tokens: Any, problem: str | None) -> None:
+    """The responder's fast path (short lists of ints, no numpy) gives the verdict of
+    :func:`token_ids` and hands loadgen the same int32 ids, first token included."""
+    from pytest_mlperf.loadgen.sut import LoadgenResponder
+
+    lg = _Loadgen()
+    responder = LoadgenResponder(lg, first_token_required=True)
+    query = Query(7, 0, [1])
+    responder.track([query])
+    responder.first_token(query, 9)
+    responder.complete(query, tokens)
+    if problem is None:
+        expected = [int(t) for t in tokens]
+        assert responder.error is None and lg.calls == [("first", 7, [9], 1), ("complete", 7, expected, len(expected))]
+        assert responder.output_tokens == len(expected)
+    else:
+        assert responder.error is not None and problem in str(responder.error), responder.error
+        assert lg.calls[1:] == [("complete", 7, [], 0)]  # the failed run's empty answer
 
 
 def test_ids_outside_the_vocabulary_are_named() -> None:

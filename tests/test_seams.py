@@ -62,6 +62,7 @@ def _comparable(record: BenchmarkRecord) -> dict:
     data["run"].pop("outdir")
     data["system"].pop("model")  # the fake world's model folder is a per-worker tmp_path
     data["system"].pop("devices")  # each xdist worker is pinned to its own device id
+    data.pop("worker")  # the xdist worker that ran it ("" without -n)
     return data
 
 

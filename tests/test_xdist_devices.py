@@ -61,6 +61,7 @@ def _comparable(record: BenchmarkRecord) -> dict:
     for key in ("figures", "timings"):
         data.pop(key)
     data["run"].pop("outdir")
+    assert data.pop("worker") in ("", "gw0", "gw1")
     data["system"].pop("devices")
     for key in ("cuda_visible_devices", "pid"):
         data["system"]["extra"].pop(key)

@@ -264,6 +264,12 @@ class BenchmarkRecord:
     peak: PeakSearch | None = None
     #: ``--mlperf-compliance``: the audit runs and their checks
     compliance: tuple[Compliance, ...] = ()
+    #: under xdist, the worker that ran the test (``gw0``, ...; "" without xdist)
+    worker: str = ""
+    #: a worker whose files the controller cannot see (another host, or another file system):
+    #: ``host:folder`` its logs were written to there; they were copied back into ``run.outdir``
+    #: (docs/scale.md)
+    worker_outdir: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict (``json.dumps`` takes it as it is)."""

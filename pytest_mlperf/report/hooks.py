@@ -28,7 +28,10 @@ from pytest_mlperf.live.progress import SESSION, TRACKERS, session_info
 
 def register(config: pytest.Config) -> None:
     config.pluginmanager.register(RunReporting(), "mlperf-run-reporting")
+    from pytest_mlperf.report import remote
+
     if hasattr(config, "workerinput"):
+        remote.register(config)  # a worker on another host: its files back to the controller
         return
     info = session_info(config)
     opts = config.stash[stash.OPTIONS]
@@ -46,6 +49,9 @@ def register(config: pytest.Config) -> None:
         from pytest_mlperf.report.html import HtmlReport
 
         config.pluginmanager.register(HtmlReport(config), "mlperf-html")
+    # Last, so that its tryfirst report hook runs before the others': they read the paths it
+    # rewrites for the files it brings back from workers on other hosts.
+    remote.register(config)
 
 
 class XdistSession:

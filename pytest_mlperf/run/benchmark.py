@@ -152,6 +152,7 @@ class BenchmarkResult:
                             run_s=round(run.wall_seconds, 3), scoring_s=round(scoring, 3),
                             total_s=round(time.perf_counter() - began, 3)),
             nodeid=request.node.nodeid,
+            worker=getattr(request.config, "workerinput", {}).get("workerid", ""),
         )
         self._done = _Done(run=run, verdict=verdict, record=record)
 

@@ -14,6 +14,11 @@ module (its marker: one benchmark, one set of engine arguments) on one worker, s
 loads one engine, never two at once on one GPU; a session without benchmark tests is
 scheduled exactly as xdist's ``load`` would. Any other ``--dist`` is left as chosen. Run
 folders never collide: each test writes under its own id, ``run_<n>`` made atomically.
+
+Endpoints are shared out the same way: with ``--mlperf-endpoints-per-worker N``, worker
+``gw<i>`` gets the ``i``-th N of the ``--mlperf-endpoint`` list through ``workerinput`` and
+replaces the session's endpoints with them in its ``pytest_configure``, so its engines, its
+records (``system.endpoints``) and its reproduce line name only those.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import pytest
 from pytest_mlperf.core import stash
 
 WORKERINPUT_KEY = "mlperf_devices"
+ENDPOINTS_KEY = "mlperf_endpoints"
 #: a benchmark test's parameter id (the plugin's ``[<Scenario>-<mode>]``, maybe among others)
 _BENCHMARK_ID = re.compile(
     r"\[(?:[^\]]*-)?(?:Offline|Server|SingleStream|Interactive)-(?:performance|accuracy)(?:-[^\]]*)?\]$"
@@ -83,6 +89,16 @@ def pin(config: pytest.Config) -> None:
     os.environ["CUDA_VISIBLE_DEVICES"] = workerinput[WORKERINPUT_KEY]
 
 
+def own_endpoints(config: pytest.Config, opts: Any) -> Any:
+    """On an xdist worker given a share of the endpoints: the options with only those."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None or ENDPOINTS_KEY not in workerinput:
+        return opts
+    import dataclasses
+
+    return dataclasses.replace(opts, endpoints=tuple(workerinput[ENDPOINTS_KEY]))
+
+
 class XdistDevices:
     """The controller's half (registered only when xdist runs the session)."""
 
@@ -98,17 +114,32 @@ class XdistDevices:
                 f"({','.join(self.pool)}): use fewer workers or fewer GPUs each"
             )
         self.workers = workers
+        self.endpoints, self.endpoints_per_worker = opts.endpoints, opts.endpoints_per_worker
+        if self.endpoints_per_worker and len(self.endpoints) < workers * self.endpoints_per_worker:
+            raise pytest.UsageError(
+                f"-n {workers} with --mlperf-endpoints-per-worker={self.endpoints_per_worker} needs "
+                f"{workers * self.endpoints_per_worker} endpoints; --mlperf-endpoint names "
+                f"{len(self.endpoints)} ({', '.join(self.endpoints)}): give more endpoints, or "
+                "fewer workers or endpoints each"
+            )
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         shares = "; ".join(f"gw{i}: {','.join(share(self.pool, i, self.per_worker))}"
                            for i in range(self.workers))
         what = "GPUs" if self.kind == "cuda" else "device ids (no GPU)"
-        return [f"mlperf: xdist workers pinned to {what} through CUDA_VISIBLE_DEVICES: {shares}"]
+        lines = [f"mlperf: xdist workers pinned to {what} through CUDA_VISIBLE_DEVICES: {shares}"]
+        if self.endpoints_per_worker:
+            per = self.endpoints_per_worker
+            lines.append("mlperf: xdist workers' endpoints (--mlperf-endpoints-per-worker): " + "; ".join(
+                f"gw{i}: {', '.join(share(self.endpoints, i, per))}" for i in range(self.workers)))
+        return lines
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         index = worker_index(node.workerinput["workerid"])
         node.workerinput[WORKERINPUT_KEY] = ",".join(share(self.pool, index, self.per_worker))
+        if self.endpoints_per_worker:
+            node.workerinput[ENDPOINTS_KEY] = share(self.endpoints, index, self.endpoints_per_worker)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
