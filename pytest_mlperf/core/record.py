@@ -244,6 +244,26 @@ class Compliance:
 
 
 @dataclass(frozen=True)
+class Conformance:
+    """Is this an MLPerf result: the rules of its benchmark (``gate/rules.py``) the run breaks,
+    judged before it started and from what the run showed (a served engine's cache hits).
+    A record stored before the plugin judged this has ``checked`` False."""
+
+    mlperf: bool = False
+    reasons: tuple[str, ...] = ()
+    checked: bool = False
+
+    def label(self) -> str:
+        """``MLPerf``, ``not MLPerf: <first reason> (+N more)``, or ``not checked``."""
+        if not self.checked:
+            return "not checked"
+        if self.mlperf:
+            return "MLPerf"
+        more = f" (+{len(self.reasons) - 1} more)" if len(self.reasons) > 1 else ""
+        return f"not MLPerf: {self.reasons[0]}{more}" if self.reasons else "not MLPerf"
+
+
+@dataclass(frozen=True)
 class BenchmarkRecord:
     benchmark: str
     scenario: str  # vocabulary.Scenario value
@@ -264,6 +284,8 @@ class BenchmarkRecord:
     peak: PeakSearch | None = None
     #: ``--mlperf-compliance``: the audit runs and their checks
     compliance: tuple[Compliance, ...] = ()
+    #: issue 18: is this an MLPerf result, and why not
+    conformance: Conformance = field(default_factory=Conformance)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict (``json.dumps`` takes it as it is)."""
@@ -342,6 +364,8 @@ def flat_properties(record: BenchmarkRecord) -> dict[str, Any]:
         props["peak_qps"] = record.peak.peak_qps
     for check in record.compliance:
         props[check.test] = "passed" if check.passed else "failed"
+    if record.conformance.checked:
+        props["mlperf"] = record.conformance.mlperf
     return props
 
 
