@@ -111,3 +111,14 @@ def test_the_flag_takes_true_or_false_only(pytester: pytest.Pytester) -> None:
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--mlperf-allow-nonconformant (ini mlperf_allow_nonconformant): "
                                  "invalid value 'maybe'; expected true or false*"])
+
+
+def test_the_ini_key_allows_it_too(pytester: pytest.Pytester) -> None:
+    args = _world(pytester)
+    pytester.makeini("[pytest]\nmlperf_allow_nonconformant = true\n")
+    result = pytester.runpytest("--mlperf-backend=caching", "--mlperf-profile=official",
+                                "--mlperf-mode=accuracy", *args)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*--mlperf-profile=official --mlperf-allow-nonconformant*",
+                                 "mlperf: official profile, --mlperf-allow-nonconformant: runs MLPerf's rules "
+                                 "forbid are run and labelled not MLPerf"])
