@@ -84,3 +84,26 @@ def test_one_late_query_in_a_short_server_run_says_how_many_queries_it_needs(pyt
            "least 662 queries (loadgen: 158 more, if every further query were on time); next: a longer run " \
            "(min_query_count >= 662, or min_duration long enough at this QPS) or a lower server_target_qps, " \
            "so fewer queries run late" in " ".join(text.split()), text
+
+
+@pytest.mark.parametrize(("scenario", "log", "expected"), [
+    ("SingleStream", {"early_stopping_ttft_result": " * Only processed 30 queries.\n * Need to process at least 64 "
+                                                    "queries for early stopping."},
+     "early stopping (TTFT, p90): 30 queries ran, the estimate needs at least 64; next: a longer run "
+     "(min_query_count >= 64)"),
+    ("Interactive", {"early_stopping_tpot_result": " * Run unsuccessful.\n * Processed 700 queries.\n * Would need "
+                                                   "to run at least 138 more queries,\n with the run being successful "
+                                                   "if every additional\n query were under latency.",
+                     "requested_server_tpot_latency": 30_000_000, "result_perf_constraints_met": True,
+                     "effective_target_latency_percentile": 0.99},
+     "early stopping (TPOT, p99): 700 queries ran; the observed tail: 2 queries over 30 ms, which need at least "
+     "838 queries (loadgen: 138 more, if every further query were on time); next: a longer run (min_query_count "
+     ">= 838, or min_duration long enough at this QPS) or a lower server_target_qps, so fewer queries run late"),
+])
+def test_each_kind_of_early_stopping_line(scenario: str, log: dict, expected: str) -> None:
+    assert explain(log, scenario) == [expected]
+
+
+def test_a_passed_or_offline_run_has_nothing_to_explain() -> None:
+    assert explain({"early_stopping_ttft_result": " * Run successful."}, "Server") == []
+    assert explain({}, "Offline") == []
