@@ -122,3 +122,18 @@ def test_the_ini_key_allows_it_too(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*--mlperf-profile=official --mlperf-allow-nonconformant*",
                                  "mlperf: official profile, --mlperf-allow-nonconformant: runs MLPerf's rules "
                                  "forbid are run and labelled not MLPerf"])
+
+
+def test_a_stored_record_without_the_field_still_loads_and_the_field_round_trips() -> None:
+    from pytest_mlperf.core.record import BenchmarkRecord, Conformance, Run, System, Verdict
+    from pytest_mlperf.report.terminal import conformance_text
+
+    record = BenchmarkRecord(benchmark="llama3.1-8b", scenario="Offline", mode="accuracy", profile="quick",
+                             system=System(backend="hf", model="m"), run=Run(outdir="o"), verdict=Verdict(True))
+    old = record.to_json()
+    del old["conformance"]
+    assert BenchmarkRecord.from_json(old).conformance == Conformance()
+    assert conformance_text(BenchmarkRecord.from_json(old)) == ""  # not checked: nothing claimed
+    labelled = BenchmarkRecord(**{**record.__dict__, "conformance": Conformance(False, ("a", "b"), True)})
+    assert BenchmarkRecord.loads(labelled.dumps()).conformance == Conformance(False, ("a", "b"), True)
+    assert conformance_text(labelled) == "not MLPerf: a; b"

@@ -253,15 +253,6 @@ class Conformance:
     reasons: tuple[str, ...] = ()
     checked: bool = False
 
-    def label(self) -> str:
-        """``MLPerf``, ``not MLPerf: <first reason> (+N more)``, or ``not checked``."""
-        if not self.checked:
-            return "not checked"
-        if self.mlperf:
-            return "MLPerf"
-        more = f" (+{len(self.reasons) - 1} more)" if len(self.reasons) > 1 else ""
-        return f"not MLPerf: {self.reasons[0]}{more}" if self.reasons else "not MLPerf"
-
 
 @dataclass(frozen=True)
 class BenchmarkRecord:
