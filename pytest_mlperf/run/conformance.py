@@ -62,8 +62,9 @@ def refusal(run: RunFacts, refused: list[Breach]) -> str:
 
 
 def with_reason(value: Conformance, reason: str) -> Conformance:
-    """``value`` with one more reason the run is not an MLPerf one."""
-    return dataclasses.replace(value, mlperf=False, reasons=(*value.reasons, reason), checked=True)
+    """``value`` with one more reason the run is not an MLPerf one, first: what the run showed
+    outweighs a label the table may cut."""
+    return dataclasses.replace(value, mlperf=False, reasons=(reason, *value.reasons), checked=True)
 
 
 def cache_hits(sut: Any) -> dict[str, float | None]:
