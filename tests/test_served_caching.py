@@ -91,6 +91,7 @@ def test_through_the_plugin_hits_at_the_server_mark_the_run(pytester: pytest.Pyt
     assert [r for r in record.conformance.reasons if r.startswith("prefix caching at")] == [
         f"prefix caching at {server.url}: 256 prompt tokens served from its cache during the run "
         "(MLPerf forbids caching across queries: start the server with --no-enable-prefix-caching)"]
+    result.stdout.fnmatch_lines([f"    not MLPerf: prefix caching at {server.url}: 256 prompt tokens*"])
     summary = (pytester.path / "results" / "summary.md").read_text()
     assert f"prefix caching at {server.url}: 256 prompt tokens" in summary
 
