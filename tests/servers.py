@@ -407,6 +407,8 @@ class VllmServer:
     extra_args: tuple[str, ...] = ()
     #: True: vLLM keeps its statistics (the Prometheus counters on /metrics)
     log_stats: bool = False
+    #: vLLM's prefix caching (its own default is on; MLPerf forbids it, docs/rules.md)
+    prefix_caching: bool = False
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -418,7 +420,9 @@ class VllmServer:
             "serve", str(self.model_dir), "--host", "127.0.0.1", "--port", str(self.port),
             "--served-model-name", self.name, "--dtype", "float32", "--enforce-eager",
             "--max-model-len", "2048", "--disable-uvicorn-access-log",
-            *(() if self.log_stats else ("--disable-log-stats",)), *self.extra_args,
+            *(() if self.log_stats else ("--disable-log-stats",)),
+            "--enable-prefix-caching" if self.prefix_caching else "--no-enable-prefix-caching",
+            *self.extra_args,
         )
 
     def environment(self) -> dict[str, str]:

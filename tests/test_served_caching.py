@@ -100,11 +100,12 @@ def test_through_the_plugin_hits_at_the_server_mark_the_run(pytester: pytest.Pyt
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm is not installed")
 def test_a_real_vllm_serve_with_caching_on_is_marked_from_its_metrics(
         pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """vLLM's own default (prefix caching on), statistics kept: the performance test sends the
+    """vLLM's own default, prefix caching on, statistics kept: the performance test sends the
     prompts once, the accuracy test the same prompts again, which the cache serves."""
     from pytest_mlperf.embedded import MODEL_DIR
 
-    server = VllmServer(Path(MODEL_DIR), tmp_path_factory.mktemp("vllm_cache") / "serve.log", log_stats=True)
+    server = VllmServer(Path(MODEL_DIR), tmp_path_factory.mktemp("vllm_cache") / "serve.log", log_stats=True,
+                        prefix_caching=True)
     server.start()
     try:
         server.wait_ready(300)
