@@ -50,6 +50,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("scenario", "MLPerf scenario(s), comma-separated: Offline, Server, SingleStream, Interactive.", "Offline"),
     Option("mode", "performance, accuracy, or both (a performance and an accuracy test each).", "both"),
     Option("profile", "quick: CI-sized runs over the data set; official: mlperf.conf durations and counts.", "quick"),
+    Option("allow-nonconformant", "with --mlperf-profile=official, run what MLPerf's rules forbid (prefix caching, sampling, a data set subset, a performance sample count below the benchmark's) instead of refusing it; the run is labelled not MLPerf either way (docs/rules.md).", const="true"),
     Option("backend", "system under test: hf (transformers), vllm, openai (served endpoints), or one a plugin registers.", "hf"),
     Option("model", "model folder (HF format). Default: the embedded tiny Llama model."),
     Option("endpoint", "base URL of an OpenAI-compatible server of the model, e.g. http://node1:8000 (repeatable: requests go to the least busy); selects the openai backend. --mlperf-model then names a folder with the served model's tokenizer.", multiple=True),
@@ -90,6 +91,8 @@ class MlperfOptions:
     scenarios: tuple[Scenario, ...] = (Scenario.OFFLINE,)
     mode: Mode = Mode.BOTH
     profile: Profile = Profile.QUICK
+    #: --mlperf-allow-nonconformant: the official profile labels instead of refusing
+    allow_nonconformant: bool = False
     backend: str = "hf"
     model: Path | None = None
     #: served model: endpoint base URLs, the name they serve it under, the API key's variable
@@ -132,6 +135,7 @@ class MlperfOptions:
             f"--mlperf-scenario={','.join(s.value for s in self.scenarios)}",
             f"--mlperf-mode={self.mode.value}",
             f"--mlperf-profile={self.profile.value}",
+            *(["--mlperf-allow-nonconformant"] if self.allow_nonconformant else []),
             f"--mlperf-backend={self.backend}",
         ]
         for name, value in (("model", self.model), ("dataset", self.dataset),
@@ -261,6 +265,12 @@ def parse(config: pytest.Config) -> MlperfOptions:
     values["mode"] = _enum(o("mode"), raw(o("mode")), Mode)
     values["profile"] = _enum(o("profile"), raw(o("profile")), Profile)
     values["backend"] = raw(o("backend")).strip()
+    allow = raw(o("allow-nonconformant"))
+    if allow is not None:
+        if allow.strip().lower() not in ("true", "yes", "1", "on", "false", "no", "0", "off"):
+            raise _usage(o("allow-nonconformant"), allow, "expected true or false (the bare flag: true)")
+        values["allow_nonconformant"] = allow.strip().lower() in ("true", "yes", "1", "on")
+
     root = config.rootpath
     values.update(_endpoint_options(config, o, raw, values["backend"]))
     if raw(o("model")):

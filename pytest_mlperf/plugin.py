@@ -12,6 +12,7 @@ import pytest
 
 from pytest_mlperf import hookspecs, options
 from pytest_mlperf.core import record, stash
+from pytest_mlperf.core.vocabulary import Profile
 from pytest_mlperf.spec import MARKER, MARKER_HELP, SpecError, spec_from_marker
 
 
@@ -50,7 +51,20 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"profile={opts.profile.value} backend={opts.backend} "
         f"model={opts.model or 'embedded'} dataset={opts.dataset or 'embedded'} output={opts.output}",
         f"mlperf: reproduce with {opts.reproduce_flags()}",
+        f"mlperf: {rules_header(opts)}",
     ]
+
+
+def rules_header(opts: Any) -> str:
+    """What the profile does with MLPerf's rules (docs/rules.md)."""
+    if opts.profile is Profile.QUICK:
+        return ("quick profile: CI-sized runs, each labelled not MLPerf with its reasons "
+                "(--mlperf-profile=official to make MLPerf ones)")
+    if opts.allow_nonconformant:
+        return ("official profile, --mlperf-allow-nonconformant: runs MLPerf's rules forbid are run "
+                "and labelled not MLPerf")
+    return ("official profile: a run MLPerf's rules forbid (prefix caching, sampling, a subset, "
+            "too few performance samples) is refused before its engine starts")
 
 
 def _spec(marker: pytest.Mark, where: str) -> Any:

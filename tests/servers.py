@@ -60,6 +60,9 @@ class Behaviour:
     fixed: bool = False
     #: Authorization a request must carry ("Bearer <key>"), None: any
     api_key: str | None = None
+    #: prompt tokens each completion counts as served from a prefix cache, in vLLM's
+    #: Prometheus counter on ``/metrics``; None: no ``/metrics`` (404)
+    cache_hits_per_request: int | None = None
 
 
 def answer_tokens(prompt: Sequence[int], max_tokens: int) -> list[int]:
@@ -264,6 +267,12 @@ class FakeServer:
         elif path == "/v1/models":
             conn.write(_response(200, {"object": "list", "data": [
                 {"id": b.model, "object": "model", "owned_by": "fake", "root": b.model}]}))
+        elif path == "/metrics" and b.cache_hits_per_request is not None:
+            text = ("# TYPE vllm:prefix_cache_hits counter\n"
+                    f'vllm:prefix_cache_hits_total{{engine="0",model_name="{b.model}"}} '
+                    f"{float(self.requests * b.cache_hits_per_request)}\n").encode()
+            conn.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n\r\n%s"
+                       % (len(text), text))
         elif path == "/version":
             conn.write(_response(200, {"version": "fake-1.0"}))
         elif path == "/v1/completions" and method == "POST":
@@ -396,6 +405,10 @@ class VllmServer:
     #: the core the engine's OpenMP thread is bound to (None: vLLM's own choice)
     core: int | None = None
     extra_args: tuple[str, ...] = ()
+    #: True: vLLM keeps its statistics (the Prometheus counters on /metrics)
+    log_stats: bool = False
+    #: vLLM's prefix caching (its own default is on; MLPerf forbids it, docs/rules.md)
+    prefix_caching: bool = False
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -406,7 +419,9 @@ class VllmServer:
         return vllm_command(
             "serve", str(self.model_dir), "--host", "127.0.0.1", "--port", str(self.port),
             "--served-model-name", self.name, "--dtype", "float32", "--enforce-eager",
-            "--max-model-len", "2048", "--disable-log-stats", "--disable-uvicorn-access-log",
+            "--max-model-len", "2048", "--disable-uvicorn-access-log",
+            *(() if self.log_stats else ("--disable-log-stats",)),
+            "--enable-prefix-caching" if self.prefix_caching else "--no-enable-prefix-caching",
             *self.extra_args,
         )
 

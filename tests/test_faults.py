@@ -291,7 +291,7 @@ def test_a_limit_shorter_than_the_schedule_is_refused_before_the_run(tmp_path: P
     plan_ = SettingsPlan("llama3.1-8b", Scenario.SERVER, Profile.QUICK, N, N,
                          cli_overrides={"server_target_qps": 4})
     with pytest.raises(SettingsError, match=r"--mlperf-run-timeout=30 s is shorter than this "
-                       r"run's schedule.*116 s: 464 queries at server_target_qps 4"):
+                       r"run's schedule.*210 s: 840 queries at server_target_qps 4"):
         run_loadgen(plan=plan_, mode=Mode.PERFORMANCE, backend=Scripted(good),
                     prompts=[[1, 2, 3]] * N, outdir=tmp_path / "run", timeout_s=30)
     assert not (tmp_path / "run").exists()

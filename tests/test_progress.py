@@ -193,18 +193,19 @@ def test_expectation_follows_the_settings() -> None:
                             total_count=50, performance_count=50, cli_overrides=cli)
 
     assert expectation(plan(Scenario.SERVER, server_target_qps=100, min_duration_ms=20_000), Mode.PERFORMANCE) \
-        == Expectation(queries=2000, min_queries=460, min_duration_s=20.0)
+        == Expectation(queries=2000, min_queries=838, min_duration_s=20.0)
     assert expectation(plan(Scenario.SERVER, server_target_qps=1), Mode.ACCURACY).queries == 50
     assert expectation(plan(Scenario.OFFLINE), Mode.PERFORMANCE) == Expectation(min_queries=50, total_from_issue=True)
-    # whole passes over the 50 samples (sample_concatenate_permutation): 460 -> 500, 64 -> 100
-    assert expectation(plan(Scenario.SERVER, server_target_qps=16), Mode.PERFORMANCE).queries == 500
+    # whole passes over the 50 samples (sample_concatenate_permutation): 838 -> 850, 64 -> 100
+    assert expectation(plan(Scenario.SERVER, server_target_qps=16), Mode.PERFORMANCE).queries == 850
     single = expectation(plan(Scenario.SINGLE_STREAM), Mode.PERFORMANCE)
     assert (single.queries, single.min_queries, single.min_duration_s) == (100, 64, 0.0)
     assert expectation(plan(Scenario.SINGLE_STREAM, min_duration_ms=10_000), Mode.PERFORMANCE).queries == 1000
 
 
 @pytest.mark.parametrize(("scenario", "cli"), [
-    (Scenario.SERVER, {"server_target_qps": 400, "min_duration_ms": 2000}),
+    # a duration's worth above the quick profile's 838 queries: loadgen's random schedule decides
+    (Scenario.SERVER, {"server_target_qps": 800, "min_duration_ms": 2000}),
     (Scenario.SINGLE_STREAM, {"min_duration_ms": 5000, "single_stream_expected_latency_ns": 1_000_000}),
 ])
 def test_the_progress_total_is_what_loadgen_laid_out(tmp_path: Path, scenario: Scenario, cli: dict) -> None:

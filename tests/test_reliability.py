@@ -198,7 +198,7 @@ RUNS = [
      "server_target_qps = 100000 (--mlperf-setting), min_duration_ms = 600000 (--mlperf-setting): "
      "the schedule would hold 60,000,000 queries"),
     (Scenario.SERVER, {"server_target_qps": 0.000001},
-     "min_query_count = 460 (mlperf.conf/run profile), server_target_qps = 1e-06 (--mlperf-setting): the schedule would last"),
+     "min_query_count = 838 (mlperf.conf/run profile), server_target_qps = 1e-06 (--mlperf-setting): the schedule would last"),
     (Scenario.OFFLINE, {"max_duration_ms": 1000, "min_duration_ms": 5000},
      "max_duration_ms = 1000 (--mlperf-setting), min_duration_ms = 5000 (--mlperf-setting): loadgen stops at the maximum"),
     (Scenario.OFFLINE, {"max_query_count": 3}, "max_query_count = 3 (--mlperf-setting), min_query_count = 8"),
@@ -237,9 +237,9 @@ def test_a_user_conf_value_out_of_range_fails_its_test_before_the_engine_starts(
 
 BUDGETS = [
     # (scenario, mode, settings over the quick profile, QSL size, default limit s, schedule s)
-    # Server: 460 queries rounded up to whole passes of the 256 samples (mlperf.conf's
-    # sample_concatenate_permutation): 512 at 4 qps; 60,000 -> 60,160 at 100 qps
-    (Scenario.SERVER, Mode.PERFORMANCE, {"server_target_qps": 4}, 256, 376, 128),
+    # Server: 838 queries (two late ones tolerated) rounded up to whole passes of the 256
+    # samples (mlperf.conf's sample_concatenate_permutation): 1024 at 4 qps; 60,000 -> 60,160
+    (Scenario.SERVER, Mode.PERFORMANCE, {"server_target_qps": 4}, 256, 632, 256),
     (Scenario.SERVER, Mode.PERFORMANCE, {"server_target_qps": 100, "min_duration_ms": 600000}, 256, 1324, 602),
     (Scenario.INTERACTIVE, Mode.ACCURACY, {"server_target_qps": 2}, 256, 376, 128),
     (Scenario.OFFLINE, Mode.PERFORMANCE, {}, 256, 632, 0),

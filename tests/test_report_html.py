@@ -116,6 +116,8 @@ def test_page_has_sortable_figures_panels_and_environment(page: dict) -> None:
             summary = (Path(record["run"]["outdir"]) / "mlperf_log_summary.txt").read_text()
             assert html.escape(summary) in panel  # loadgen's own summary, verbatim
         assert f">{record['system']['versions']['mlcommons-loadgen']}<" in panel
+        # MLPerf or not, with every reason (a subset of the data set, the quick profile)
+        assert html.escape("not MLPerf: " + "; ".join(record["conformance"]["reasons"])) in panel
         hrefs = [unquote(h) for h in re.findall(r'href="([^"]+)"', panel)]
         assert hrefs and all(not os.path.isabs(h) for h in hrefs)
         for href in hrefs:  # relative to the page's folder, as a browser resolves them

@@ -41,7 +41,7 @@ def test_quick_profile_shortens_runs_to_the_data_set() -> None:
     assert quick.min_duration_ms == 0 and quick.min_query_count == 64
     assert quick.performance_sample_count_override == 64
     server = plan(Scenario.SERVER, Profile.QUICK, total=64, perf=64).build(Mode.PERFORMANCE)
-    assert server.min_duration_ms == 10_000 and server.min_query_count == 460
+    assert server.min_duration_ms == 10_000 and server.min_query_count == 838  # 2 late tolerated
     assert (server.ttft_latency, server.tpot_latency) == (2_000_000_000, 100_000_000)
 
 

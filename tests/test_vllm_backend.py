@@ -235,6 +235,13 @@ def test_describe(backend: Any) -> None:
     # the effective engine arguments: the CPU defaults over vLLM's, no model path
     assert info["engine_args"]["dtype"] == "float32" and info["engine_args"]["enforce_eager"]
     assert "model" not in info["engine_args"]
+    # MLPerf forbids caching across queries: off by default, and the record says so
+    from pytest_mlperf.core.system import describe_system
+
+    system = describe_system(backend="vllm", backend_info=info, model="embedded", kind="local",
+                             endpoints=(), root=Path.cwd())
+    assert system.engine_args["enable_prefix_caching"] is False
+    assert backend.rule_facts() == {"prefix_caching": False}
 
 
 # --- Server (AsyncLLM) -------------------------------------------------------------------------
@@ -329,6 +336,26 @@ def test_one_instance_serves_offline_then_server_then_offline(
     finally:
         backend.close()
     assert backend.llm is None and backend.async_engine is None
+
+
+def test_prefix_caching_is_off_unless_the_engine_arguments_turn_it_on() -> None:
+    from pytest_mlperf.backends.vllm_backend import VllmBackend
+
+    system = SystemSpec.local(Path("/nowhere"))
+    assert VllmBackend(system, {}).rule_facts() == {"prefix_caching": False}
+    assert VllmBackend(system, {"enable_prefix_caching": True}).rule_facts() == {"prefix_caching": True}
+
+
+@needs_vllm
+@pytest.mark.parametrize(("engine_args", "expected"), [
+    ({}, False),
+    ({"enable_prefix_caching": True}, True),  # the user's word wins (the run is not MLPerf)
+])
+def test_engine_kwargs_turn_prefix_caching_off(engine_args: dict, expected: bool) -> None:
+    from pytest_mlperf import embedded
+    from pytest_mlperf.backends.vllm_backend import engine_kwargs
+
+    assert engine_kwargs(embedded.MODEL_DIR, engine_args)["enable_prefix_caching"] is expected
 
 
 @needs_vllm

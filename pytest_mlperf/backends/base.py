@@ -172,6 +172,18 @@ class Backend(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the engine. Called once at session end."""
 
+    def rule_facts(self) -> dict[str, Any]:
+        """What this backend knows, before it starts, of what MLPerf's rules check
+        (``gate/rules.py``): ``prefix_caching`` (True/False; leave it out when unknown) and
+        ``request_fields`` (what every request carries that can change greedy decoding)."""
+        return {}
+
+    def prefix_cache_hits(self) -> dict[str, float | None]:
+        """Per server, a counter of prompt tokens served from a cache kept across queries (a
+        served engine's metrics), None where it cannot be read; read before and after each run,
+        hits in between make the run not an MLPerf one. Empty: nothing to read."""
+        return {}
+
     def describe(self) -> dict[str, Any]:
         """What the record says of this system under test. Keys the record knows:
         ``engine`` (e.g. ``vllm.LLM``), ``engine_version``, ``engine_args`` (the effective

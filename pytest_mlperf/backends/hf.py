@@ -109,6 +109,10 @@ class HFBackend(Backend):
             problems.append(f"load_format={load_format!r} is not auto or {weights.DUMMY}")
         return problems
 
+    def rule_facts(self) -> dict[str, Any]:
+        # Each generate() call builds its own KV cache: nothing is kept across queries.
+        return {"prefix_caching": False}
+
     def describe(self) -> dict[str, Any]:
         import torch
         import transformers

@@ -237,6 +237,38 @@ class OpenAIBackend(Backend):
         # One wake-up of the loop per call; the loop makes one task per query.
         loop.call_soon_threadsafe(self._spawn, list(queries), responder)
 
+    def rule_facts(self) -> dict[str, Any]:
+        """The request fields; the server's caching is read from its metrics around each run
+        (:meth:`prefix_cache_hits`)."""
+        return {"request_fields": self._request_fields()}
+
+    def prefix_cache_hits(self) -> dict[str, float | None]:
+        """Per endpoint, the server's prefix-cache hit counter now (vLLM's Prometheus
+        ``/metrics``: :data:`PREFIX_CACHE_HITS`, tokens), None where it exposes none (another
+        server, or vLLM with ``--disable-log-stats``). Read before and after each run."""
+        loop = self._loop
+        if loop is None:
+            return {}
+
+        async def read_all() -> list[float | None]:
+            return list(await asyncio.gather(*(self._cache_hits(e) for e in self._endpoints)))
+
+        values = asyncio.run_coroutine_threadsafe(read_all(), loop).result(timeout=60)
+        return {e.url: v for e, v in zip(self._endpoints, values, strict=True)}
+
+    async def _cache_hits(self, endpoint: _Endpoint) -> float | None:
+        import aiohttp
+
+        try:
+            async with self._session.get(endpoint.url + "/metrics",
+                                         timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                if resp.status != 200:
+                    return None
+                text = await resp.text()
+        except self._errors:
+            return None
+        return metric_total(text, PREFIX_CACHE_HITS)
+
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {
             "engine": "OpenAI-compatible server",
@@ -635,3 +667,27 @@ def _connection_limit(endpoints: int) -> int:
     except ImportError:  # not POSIX
         soft = 1024
     return max(16, (soft - 256) // max(1, endpoints))
+
+
+#: vLLM's counter of prompt tokens served from its prefix cache (``vllm/v1/metrics/loggers.py``);
+#: Prometheus exposes a counter with a ``_total`` suffix
+PREFIX_CACHE_HITS = "vllm:prefix_cache_hits"
+
+
+def metric_total(text: str, name: str) -> float | None:
+    """The sum over every label set of counter ``name`` in Prometheus text ``text`` (None when
+    the text has no sample of it)."""
+    total, found = 0.0, False
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        metric = line.split("{", 1)[0].split(" ", 1)[0]
+        if metric not in (name, name + "_total"):
+            continue
+        try:
+            rest = line.rsplit("}", 1)[1] if "}" in line else line.split(" ", 1)[1]
+            total += float(rest.split()[0])  # a timestamp may follow the value
+        except (ValueError, IndexError):
+            continue
+        found = True
+    return total if found else None

@@ -52,7 +52,9 @@ CPU_ENVIRONMENT: Mapping[str, str] = {
     "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
 }
 #: Defaults everywhere: no periodic stats logging (a log line every few seconds).
-ENGINE_DEFAULTS: Mapping[str, Any] = {"disable_log_stats": True}
+#: MLPerf forbids caching across queries: vLLM's automatic prefix caching is off unless the
+#: engine arguments turn it on (the run is then not an MLPerf one, gate/rules.py).
+ENGINE_DEFAULTS: Mapping[str, Any] = {"disable_log_stats": True, "enable_prefix_caching": False}
 _STOP = object()
 
 
@@ -237,6 +239,9 @@ class VllmBackend(Backend):
             loop.call_soon_threadsafe(self._spawn, list(queries), responder)
         else:
             self._pending.put((list(queries), responder))
+
+    def rule_facts(self) -> dict[str, Any]:
+        return {"prefix_caching": bool({**ENGINE_DEFAULTS, **self.engine_args}["enable_prefix_caching"])}
 
     def describe(self) -> dict[str, Any]:
         import torch

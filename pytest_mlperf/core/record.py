@@ -244,6 +244,17 @@ class Compliance:
 
 
 @dataclass(frozen=True)
+class Conformance:
+    """Is this an MLPerf result: the rules of its benchmark (``gate/rules.py``) the run breaks,
+    judged before it started and from what the run showed (a served engine's cache hits).
+    A record stored before the plugin judged this has ``checked`` False."""
+
+    mlperf: bool = False
+    reasons: tuple[str, ...] = ()
+    checked: bool = False
+
+
+@dataclass(frozen=True)
 class BenchmarkRecord:
     benchmark: str
     scenario: str  # vocabulary.Scenario value
@@ -270,6 +281,8 @@ class BenchmarkRecord:
     #: ``host:folder`` its logs were written to there; they were copied back into ``run.outdir``
     #: (docs/scale.md)
     worker_outdir: str = ""
+    #: issue 18: is this an MLPerf result, and why not
+    conformance: Conformance = field(default_factory=Conformance)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict (``json.dumps`` takes it as it is)."""
@@ -348,6 +361,8 @@ def flat_properties(record: BenchmarkRecord) -> dict[str, Any]:
         props["peak_qps"] = record.peak.peak_qps
     for check in record.compliance:
         props[check.test] = "passed" if check.passed else "failed"
+    if record.conformance.checked:
+        props["mlperf"] = record.conformance.mlperf
     return props
 
 

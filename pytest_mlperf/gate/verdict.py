@@ -40,6 +40,7 @@ def judge_performance(result: RunResult, thresholds: Thresholds) -> Verdict:
             f"{name} not met" for name, ok in result.flags.items() if not ok
         ) or "no reason logged"
         reasons.append(f"loadgen says INVALID: {why}")
+        reasons += early_stopping_reasons(result)
     figures = result.figures
     for name, value, unit in (
         ("min_tokens_per_second", figures.tokens_per_second, "tokens/s"),
@@ -63,6 +64,20 @@ def judge_performance(result: RunResult, thresholds: Thresholds) -> Verdict:
         elif value > bound:
             reasons.append(f"p99 {label} {value:.1f} ms > {name} {bound:g}")
     return Verdict(passed=not reasons, reasons=tuple(reasons))
+
+
+def early_stopping_reasons(result: RunResult) -> list[str]:
+    """What loadgen's early stopping decided for an INVALID latency run, and what to do."""
+    if result.scenario.value == "Offline":
+        return []
+    from pytest_mlperf.loadgen.early_stopping import explain
+    from pytest_mlperf.loadgen.logs import read_detail
+
+    try:
+        log = read_detail(result.detail_log)
+    except (OSError, ValueError):
+        return []
+    return explain(log, result.scenario.value)
 
 
 def judge_accuracy(result: RunResult, scores: AccuracyScores | None, baseline: Baseline) -> Verdict:

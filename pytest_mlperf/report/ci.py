@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from pytest_mlperf.core.record import BenchmarkRecord
-from pytest_mlperf.report.terminal import COLUMNS, ROUGE, cells, relative
+from pytest_mlperf.report.terminal import COLUMNS, ROUGE, cells, conformance_text, relative
 
 SUMMARY_FILE = "summary.md"
 METRICS_FILE = "metrics.txt"
@@ -27,15 +27,16 @@ def _md(text: str) -> str:
 def markdown_summary(records: Iterable[BenchmarkRecord], reproduce: str = "") -> str:
     ordered = sorted(records, key=lambda r: r.nodeid)
     passed = sum(r.verdict.passed for r in ordered)
-    heads = [head for _, head, _ in COLUMNS] + ["logs"]
+    heads = [head for _, head, _ in COLUMNS] + ["MLPerf", "logs"]
     lines = [f"### MLPerf results: {passed} passed, {len(ordered) - passed} failed", ""]
     if reproduce:
         lines += ["```", reproduce, "```", ""]
     lines += ["| " + " | ".join(heads) + " |",
-              "|" + "|".join("---:" if right else "---" for _, _, right in COLUMNS) + "|---|"]
+              "|" + "|".join("---:" if right else "---" for _, _, right in COLUMNS) + "|---|---|"]
     for record in ordered:
         row = cells(record)
-        values = [_md(row[key]) for key, _, _ in COLUMNS] + [f"`{_md(relative(record.run.outdir))}`"]
+        values = [_md(row[key]) for key, _, _ in COLUMNS] + [
+            _md(conformance_text(record) or "-"), f"`{_md(relative(record.run.outdir))}`"]
         lines.append("| " + " | ".join(values) + " |")
     failures = [r for r in ordered if not r.verdict.passed]
     if failures:

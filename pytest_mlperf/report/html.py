@@ -168,7 +168,9 @@ class HtmlReport:
         head = (f'<h4><span class="{cls}">{word}</span> {esc(record.benchmark)} {esc(record.scenario)} '
                 f"{esc(record.mode)} ({esc(record.profile)} profile, {record.dataset.samples} samples, "
                 f"backend {esc(record.system.backend)})</h4>")
-        return head + (f"<ul>{reasons}</ul>" if reasons else "")
+        text = terminal.conformance_text(record)
+        mlperf = f'<p class="{"pass" if record.conformance.mlperf else "fail"}">{esc(text)}</p>' if text else ""
+        return head + (f"<ul>{reasons}</ul>" if reasons else "") + mlperf
 
     def _performance(self, record: BenchmarkRecord) -> str:
         f, run = record.figures, record.run

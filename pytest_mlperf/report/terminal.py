@@ -128,7 +128,19 @@ def table_lines(records: Sequence[BenchmarkRecord], width: int = WIDTH) -> list[
     for record, row in zip(records, rows, strict=True):
         out.append(line(row))
         out.append(_elide_middle("  └ " + relative(record.run.outdir), width))
+        conformance = conformance_text(record)
+        if conformance:
+            out.append(_fit("    " + conformance, width))
     return out
+
+
+def conformance_text(record: BenchmarkRecord) -> str:
+    """``MLPerf result`` or ``not MLPerf: <every reason>`` ("" for a record stored before the
+    plugin judged conformance)."""
+    c = record.conformance
+    if not c.checked:
+        return ""
+    return "MLPerf result" if c.mlperf else "not MLPerf: " + "; ".join(c.reasons)
 
 
 def failure_lines(records: Iterable[BenchmarkRecord], width: int = WIDTH) -> list[str]:
@@ -151,8 +163,10 @@ def context_line(records: Sequence[BenchmarkRecord]) -> str:
     backends = sorted({r.system.backend for r in records})
     profiles = sorted({r.profile for r in records})
     samples = sorted({r.dataset.samples for r in records})
+    checked = [r for r in records if r.conformance.checked]
+    mlperf = f", MLPerf: {sum(r.conformance.mlperf for r in checked)} of {len(checked)} runs" if checked else ""
     return (f"{', '.join(profiles)} profile, backend {', '.join(backends)}, "
-            f"{'/'.join(map(str, samples))} samples, model {first.system.model}")
+            f"{'/'.join(map(str, samples))} samples{mlperf}, model {first.system.model}")
 
 
 def reproduce_command(config: Any) -> str:

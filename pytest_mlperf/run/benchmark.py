@@ -103,22 +103,31 @@ class BenchmarkResult:
         if self.mode is Mode.ACCURACY:
             get("mlperf_tokenizer")  # scoring decodes outputs: no tokenizer fails before the run
         try:
-            check_settings(get("mlperf_settings"), self.mode, options.run_timeout)
+            settings = check_settings(get("mlperf_settings"), self.mode, options.run_timeout)
         except SettingsError as exc:
             _fail(request, str(exc), exc)
+        from pytest_mlperf.loadgen.settings import snapshot
+        from pytest_mlperf.run.conformance import classify
+
+        # MLPerf or not, decided before any engine starts (official: refused here)
+        conformance = classify(request, self.scenario, self.mode, snapshot(settings), sut)
         engines = get("mlperf_engines")
         try:
             engine_start = engines.start(sut, self.scenario)
         except EngineStartError as exc:
             _fail(request, str(exc), exc.__cause__ or exc)
+        from pytest_mlperf.run import conformance as rules_check
         from pytest_mlperf.run.runs import perform
 
+        hits_before = rules_check.cache_hits(sut)
         # One run, or --mlperf-repeat's, a --mlperf-find-peak search, then TEST06's audit run.
         try:
             run = perform(request, runner, self.scenario, self.mode)
         except SettingsError as exc:
             _fail(request, str(exc), exc)
         run = self._after_run(run, engines, sut)
+        conformance, cache_failures = rules_check.after_run(
+            conformance, hits_before, rules_check.cache_hits(sut), options)
         scoring = 0.0
         accuracy = None
         if self.mode is Mode.ACCURACY:
@@ -129,7 +138,7 @@ class BenchmarkResult:
             from pytest_mlperf.gate.verdict import judge_performance
 
             verdict = judge_performance(run, spec.thresholds_for(self.scenario))
-        not_applied = getattr(run, "settings_not_applied", ())
+        not_applied = (*getattr(run, "settings_not_applied", ()), *cache_failures)
         if not_applied:
             verdict = Verdict(passed=False, reasons=(*verdict.reasons, *not_applied))
         from pytest_mlperf.core.system import describe_system
@@ -153,6 +162,7 @@ class BenchmarkResult:
                             total_s=round(time.perf_counter() - began, 3)),
             nodeid=request.node.nodeid,
             worker=getattr(request.config, "workerinput", {}).get("workerid", ""),
+            conformance=conformance,
         )
         self._done = _Done(run=run, verdict=verdict, record=record)
 
@@ -209,10 +219,10 @@ class MlperfSettingWarning(UserWarning):
     higher source overrode)."""
 
 
-def check_settings(plan: Any, mode: Mode, run_timeout: float | None) -> None:
+def check_settings(plan: Any, mode: Mode, run_timeout: float | None) -> Any:
     """The run's settings, built and checked as loadgen will get them, and the time limit
     against their schedule: :class:`~pytest_mlperf.loadgen.settings.SettingsError` before
-    any engine starts."""
+    any engine starts. Returns the built ``TestSettings``."""
     from pytest_mlperf.loadgen.budget import check_limit, run_budget
     from pytest_mlperf.loadgen.settings import SettingsError
 
@@ -222,6 +232,7 @@ def check_settings(plan: Any, mode: Mode, run_timeout: float | None) -> None:
                               run_timeout, "--mlperf-run-timeout")
         if problem:
             raise SettingsError(problem)
+    return settings
 
 
 def _fail(request: pytest.FixtureRequest, message: str, cause: BaseException) -> None:
