@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_mlperf.core.record import BenchmarkRecord
-from pytest_mlperf.submission.system_type import SCENARIO_SETS, missing_scenarios
+from pytest_mlperf.submission.system_type import missing_scenarios, scenario_set
 
 FILE = "predicted-checker-errors.json"
 #: the checker's minimum run time (TEST_DURATION_MS)
@@ -130,7 +130,8 @@ def _num(x: float) -> str:
 
 
 def _required(benchmark: str) -> str:
-    found = SCENARIO_SETS[benchmark]
+    found = scenario_set(benchmark)
+    assert found is not None, benchmark
     parts = list(found.required) + ([" or ".join(found.one_of)] if found.one_of else [])
     return f"{' and '.join(parts)} ({found.system_type})"
 

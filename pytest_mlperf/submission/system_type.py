@@ -3,8 +3,8 @@ MLCommons' submission checker (v6.1) reads them: a datacenter benchmark in a ``d
 system, an edge benchmark in an ``edge`` one, both in ``datacenter,edge``. The system type is
 the ``system_type`` field of the system description file.
 
-A small table of its own until the rules module publishes the scenario sets per system type
-(``REQUIRED_SCENARIOS``, ``system_type_of``); then this module reads theirs.
+The sets come from the rules (:mod:`pytest_mlperf.gate.rules`: ``REQUIRED_SCENARIOS``,
+``system_type_of``); this module says them as the checker words them.
 """
 
 from __future__ import annotations
@@ -32,15 +32,16 @@ class ScenarioSet:
     one_of: tuple[str, ...] = ()
 
 
-_DATACENTER_LLM = ScenarioSet(DATACENTER, ("Offline",), ("Interactive", "Server"))
-#: benchmark -> its system type and scenarios (v6.1 required-scenarios-{datacenter,edge})
-SCENARIO_SETS: Mapping[str, ScenarioSet] = {
-    "llama3.1-8b": _DATACENTER_LLM,
-    "llama3.1-8b-edge": ScenarioSet(EDGE, ("Offline", "SingleStream")),
-    "llama2-70b-99": _DATACENTER_LLM,
-    "llama2-70b-99.9": _DATACENTER_LLM,
-    "llama3.1-405b": _DATACENTER_LLM,
-}
+def scenario_set(benchmark: str) -> ScenarioSet | None:
+    """The system type and scenarios the rules require of ``benchmark`` (None: unknown)."""
+    from pytest_mlperf.gate import rules
+
+    system_type = rules.system_type_of(benchmark)
+    if system_type is None:
+        return None
+    groups = rules.REQUIRED_SCENARIOS[system_type]
+    return ScenarioSet(system_type, tuple(g[0].value for g in groups if len(g) == 1),
+                       tuple(sorted(s.value for g in groups if len(g) > 1 for s in g)))
 
 
 def system_types(desc: Mapping[str, Any]) -> frozenset[str] | None:
@@ -50,8 +51,8 @@ def system_types(desc: Mapping[str, Any]) -> frozenset[str] | None:
 
 
 def system_type_of(benchmark: str) -> str | None:
-    """``datacenter`` or ``edge``; None for a benchmark the table does not know."""
-    found = SCENARIO_SETS.get(benchmark)
+    """``datacenter`` or ``edge``; None for a benchmark the rules do not know."""
+    found = scenario_set(benchmark)
     return found.system_type if found is not None else None
 
 
@@ -62,7 +63,7 @@ def misplaced(benchmarks: Iterable[str], types: frozenset[str]) -> dict[str, str
 
 def missing_scenarios(benchmark: str, present: Iterable[str]) -> list[str]:
     """What the checker names as missing for ``benchmark`` with results for ``present``."""
-    found = SCENARIO_SETS.get(benchmark)
+    found = scenario_set(benchmark)
     if found is None:
         return []
     have = {s.lower() for s in present}
