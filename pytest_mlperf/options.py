@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import enum
 import json
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,7 +152,19 @@ class MlperfOptions:
                 flags.append(f"--mlperf-{name}={value}")
         if self.endpoints and self.endpoint_timeout != 300.0:
             flags.append(f"--mlperf-endpoint-timeout={self.endpoint_timeout:g}")
-        return " ".join(flags)
+        for name, seconds in (("run-timeout", self.run_timeout), ("engine-timeout", self.engine_timeout)):
+            if seconds is not None:
+                flags.append(f"--mlperf-{name}={seconds:g}")
+        if self.gpus_per_worker is not None:
+            flags.append(f"--mlperf-gpus-per-worker={self.gpus_per_worker}")
+        # the comparison: which stored session, which bounds (saving again is left out: a rerun
+        # that stored a second copy of the same build would become the next run's baseline)
+        if self.compare is not None or self.compare_fail:
+            flags.append(f"--mlperf-storage={self.storage}")
+            if self.compare is not None and (self.compare != "last" or not self.compare_fail):
+                flags.append(f"--mlperf-compare={self.compare}")
+            flags += [f"--mlperf-compare-fail={bound}" for bound in self.compare_fail]
+        return " ".join(shlex.quote(f) if f[-1] != "'" else f for f in flags)
 
 
 def add_options(parser: pytest.Parser) -> None:

@@ -99,7 +99,8 @@ def test_a_backend_made_10_percent_slower_fails_a_5_percent_gate(pytester: pytes
                                  "*REGRESSED tokens_per_second regressed*"])
 
     monkeypatch.delenv("PACE_SLOWDOWN")
-    result = pytester.runpytest(*args, "--mlperf-compare-fail=tokens_per_second:5%", "--junitxml=junit.xml")
+    result = pytester.runpytest(*args, "--mlperf-compare-fail=tokens_per_second:5%", "--junitxml=junit.xml",
+                                "-o", "junit_family=xunit1")
     result.assert_outcomes(passed=1)
     assert "REGRESSED" not in result.stdout.str()
     junit = (pytester.path / "junit.xml").read_text()
