@@ -142,7 +142,10 @@ class Gate:
         from pytest_mlperf.core.system import git_commit
 
         commit = records[0].system.commit or git_commit(str(config.rootpath))
-        config.stash[SAVED] = storage.save(opts.storage, records, commit=commit, label=opts.save or None)
+        from pytest_mlperf.gate.outputs import outputs_to_store
+
+        config.stash[SAVED] = storage.save(opts.storage, records, commit=commit, label=opts.save or None,
+                                           outputs=outputs_to_store(records))
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -152,8 +155,9 @@ class Gate:
         records = config.stash.get(stash.RECORDS, [])
         stored = config.stash[STORED]
         opts = config.stash[stash.OPTIONS]
+        width = max(60, min(160, config.get_terminal_writer().fullwidth))  # the terminal's, in reason
         for title, lines in gating_report.sections(records, stored, opts.compare_fail,
-                                                   config.stash[SAVED]):
+                                                   config.stash[SAVED], width):
             terminalreporter.section(title)
             for line in lines:
                 terminalreporter.write_line(line)
@@ -181,10 +185,35 @@ def after_run(item: pytest.Item, result: Any) -> None:
                 if delta.change is not None:
                     item.user_properties.append((f"mlperf.change.{delta.figure}", round(delta.change, 2)))
             reasons.extend(found.regressions)
+            gates = found.gates
+            if any(b.figure is compare.OUTPUTS for b in opts.compare_fail):
+                outputs = _outputs_gate(stored, result.record)
+                if outputs is not None:
+                    gates = (*gates, outputs.gate)
+                    reasons.extend([outputs.reason] if outputs.reason else [])
+            result.amend(compared_with=stored.label, gates=gates)
             for note in found.notes:
                 warnings.warn(GateWarning(f"{item.nodeid}: {note}"), stacklevel=1)
     if reasons:
         result.amend(reasons)
+
+
+def _outputs_gate(stored: storage.StoredSession, record: Any) -> Any:
+    """The outputs gate of an accuracy test (None for a performance test, which logs none)."""
+    from pytest_mlperf.gate import outputs
+
+    if record.mode != "accuracy":
+        return None
+    old = compare.match(stored.records, record)
+    kept = stored.outputs.get(old.nodeid) if old is not None else None
+    now = outputs.read_outputs(record)
+    if kept is None or now is None:
+        missing = "the stored session has none (saved before outputs were kept?)" if kept is None \
+            else f"today's accuracy log is unreadable ({record.run.outdir})"
+        warnings.warn(GateWarning(f"{record.nodeid}: --mlperf-compare-fail=outputs not checked: {missing}"),
+                      stacklevel=1)
+        return None
+    return outputs.compare_outputs(kept, now, stored.label)
 
 
 def register(config: pytest.Config) -> None:
