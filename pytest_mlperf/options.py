@@ -71,7 +71,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("save", "store this session's records in --mlperf-storage, numbered per machine (NAME labels the file; default: the commit).", const="true"),
     Option("storage", "folder of stored sessions, one subfolder per machine.", ".mlperf"),
     Option("compare", "compare each test with a stored session: last (the bare flag), its number, a label or commit, or a file; prints the deltas.", const="last"),
-    Option("compare-fail", "fail a test whose FIGURE regressed past BOUND against the stored run, e.g. tokens_per_second:5%, ttft_p99_ms:10%, rouge1:0.5 (repeatable; implies --mlperf-compare).", multiple=True),
+    Option("compare-fail", "fail a test whose FIGURE regressed past BOUND against the stored run, e.g. tokens_per_second:5%, ttft_p99_ms:10%, rouge1:0.5; FIGURE:BOUND:mwu fails only a change that is also significant over --mlperf-repeat's runs (Mann-Whitney, 5%); outputs fails an accuracy test whose output tokens differ from the stored run's (repeatable; implies --mlperf-compare).", multiple=True),
     Option("gpus-per-worker", "under xdist (-n), devices pinned to each worker through CUDA_VISIBLE_DEVICES (tensor parallelism: match tensor_parallel_size). Default 1."),
     Option("compliance", "compliance tests run after each performance test: TEST06 (audit run; first token, EOS and sample length checks; verify_accuracy.txt)."),
     Option("find-peak", "Server/Interactive: search the highest VALID target QPS from server_target_qps (doubling or halving, then bisection) to TOLERANCE, 5% (the bare flag) or a QPS amount; the peak run is the test's result.", const="5%"),

@@ -125,6 +125,7 @@ def test_a_backend_made_10_percent_slower_fails_a_5_percent_gate(pytester: pytes
                      summary), summary
     page = (pytester.path / "report.html").read_text()
     assert "Against the stored run" in page and "REGRESSED tokens_per_second x0.9" in page
+    assert "Recent trend: tokens_per_second over the last 1 stored sessions" in page
 
     monkeypatch.delenv("PACE_SLOWDOWN")
     result = pytester.runpytest(*args, "--mlperf-compare-fail=tokens_per_second:5%", "--junitxml=junit.xml",

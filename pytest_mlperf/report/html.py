@@ -167,10 +167,31 @@ class HtmlReport:
         return (f"<h4>Against the stored run ({esc(record.compared_with)})</h4>"
                 f'<table class="mlperf-gates">{head}{"".join(rows)}</table>')
 
+    def _trend(self, record: BenchmarkRecord) -> str:
+        """This test's figure over the last stored sessions of this machine, today as a ring."""
+        from pytest_mlperf.core import stash
+        from pytest_mlperf.gate.compare import FIGURES
+        from pytest_mlperf.gate.storage import machine_id
+        from pytest_mlperf.report.history import recent, svg
+
+        opts = self._config.stash[stash.OPTIONS]
+        figure = "tokens_per_second" if record.mode == "performance" else "rouge1"
+        try:
+            points = recent(opts.storage, machine_id(record.system.device), record, figure)
+        except OSError:
+            return ""
+        today = FIGURES[figure].get(record)
+        if not points or today is None:
+            return ""
+        band = next((b.amount for b in opts.compare_fail if b.figure.name == figure and b.relative), None)
+        return (f"<h4>Recent trend: {figure} over the last {len(points)} stored sessions, this one "
+                f"circled in red</h4>" + svg(points, band, today=today))
+
     def panel(self, record: BenchmarkRecord, details: run_details.RunDetails | None) -> str:
         from pytest_mlperf.report.plots import plots
 
-        parts = [STYLE, '<div class="mlperf">', self._verdict(record), self._comparison(record)]
+        parts = [STYLE, '<div class="mlperf">', self._verdict(record), self._comparison(record),
+                 self._trend(record)]
         if record.mode == "performance":
             parts.append(self._performance(record))
         else:
