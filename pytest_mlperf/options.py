@@ -72,6 +72,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("storage", "folder of stored sessions, one subfolder per machine.", ".mlperf"),
     Option("compare", "compare each test with a stored session: last (the bare flag), its number, a label or commit, or a file; prints the deltas.", const="last"),
     Option("compare-fail", "fail a test whose FIGURE regressed past BOUND against the stored run, e.g. tokens_per_second:5%, ttft_p99_ms:10%, rouge1:0.5; FIGURE:BOUND:mwu fails only a change that is also significant over --mlperf-repeat's runs (Mann-Whitney, 5%); outputs fails an accuracy test whose output tokens differ from the stored run's (repeatable; implies --mlperf-compare).", multiple=True),
+    Option("compare-confirm", "rerun a performance test once when a --mlperf-compare-fail bound on a figure fails it; the test fails only if the rerun fails the bound too (both runs reported).", const="true"),
     Option("gpus-per-worker", "under xdist (-n), devices pinned to each worker through CUDA_VISIBLE_DEVICES (tensor parallelism: match tensor_parallel_size). Default 1."),
     Option("compliance", "compliance tests run after each performance test: TEST06 (audit run; first token, EOS and sample length checks; verify_accuracy.txt)."),
     Option("find-peak", "Server/Interactive: search the highest VALID target QPS from server_target_qps (doubling or halving, then bisection) to TOLERANCE, 5% (the bare flag) or a QPS amount; the peak run is the test's result.", const="5%"),
@@ -114,6 +115,8 @@ class MlperfOptions:
     #: None: compare with nothing; "last", a number, a label, a commit or a file
     compare: str | None = None
     compare_fail: tuple[FailBound, ...] = ()
+    #: --mlperf-compare-confirm: a failed figure bound reruns the test once
+    compare_confirm: bool = False
     gpus_per_worker: int | None = None
     compliance: tuple[str, ...] = ()
     find_peak: PeakTolerance | None = None
@@ -164,6 +167,8 @@ class MlperfOptions:
             if self.compare is not None and (self.compare != "last" or not self.compare_fail):
                 flags.append(f"--mlperf-compare={self.compare}")
             flags += [f"--mlperf-compare-fail={bound}" for bound in self.compare_fail]
+            if self.compare_confirm:
+                flags.append("--mlperf-compare-confirm")
         return " ".join(shlex.quote(f) if f[-1] != "'" else f for f in flags)
 
 
@@ -174,7 +179,7 @@ METAVARS = {
     "dataset": "PATH", "total-samples": "N", "performance-samples": "N", "user-conf": "PATH",
     "run-timeout": "SECONDS", "engine-timeout": "SECONDS", "output": "PATH", "setting": "KEY=VALUE",
     "engine-arg": "KEY=VALUE", "threshold": "[BENCHMARK:][SCENARIO:]GATE", "repeat": "N", "save": "LABEL",
-    "storage": "PATH", "compare": "WHICH", "compare-fail": "FIGURE:BOUND", "gpus-per-worker": "N",
+    "storage": "PATH", "compare": "WHICH", "compare-fail": "FIGURE:BOUND", "compare-confirm": "yes|no", "gpus-per-worker": "N",
     "compliance": "TEST", "find-peak": "TOLERANCE", "progress-interval": "SECONDS", "json": "PATH",
     "submission-dir": "PATH", "submitter": "ORG", "system-desc": "PATH",
 }
@@ -189,7 +194,7 @@ GROUPS = (
      ("endpoint", "served-model", "api-key-env", "endpoint-timeout")),
     ("mlperf-reports", "MLPerf: reports", ("json",)),
     ("mlperf-gates", "MLPerf: gates and stored sessions",
-     ("threshold", "save", "storage", "compare", "compare-fail")),
+     ("threshold", "save", "storage", "compare", "compare-fail", "compare-confirm")),
     ("mlperf-submission", "MLPerf: submission", ("submission-dir", "submitter", "system-desc")),
 )
 
@@ -376,6 +381,8 @@ def _gate_options(o: Callable[[str], Option], raw: Callable[[Option], Any]) -> d
         values["compare"] = "last" if compare.strip().lower() in ("true", "yes", "last") else compare.strip()
     elif bounds:
         values["compare"] = "last"
+    confirm = raw(o("compare-confirm"))
+    values["compare_confirm"] = confirm is not None and confirm.strip().lower() not in ("false", "no", "0", "off")
     if raw(o("compliance")):
         tests = tuple(dict.fromkeys(t.strip().upper() for t in raw(o("compliance")).split(",") if t.strip()))
         unknown = [t for t in tests if t not in COMPLIANCE_TESTS]

@@ -312,3 +312,24 @@ def test_a_significance_gate_fails_a_slowdown_of_every_run_not_of_two_in_three(
     assert p > 0.05, found["detail"]
     plain = pytester.runpytest(*args, "--mlperf-compare-fail=tokens_per_second:5%")
     plain.assert_outcomes(failed=1)  # the plain bound on the median alone would have failed it
+
+
+def test_confirm_reruns_a_failed_gate_and_fails_only_when_the_rerun_fails_too(
+        pytester: pytest.Pytester, monkeypatch) -> None:
+    args = _world(pytester)
+    pytester.runpytest(*args, "--mlperf-save").assert_outcomes(passed=1)
+    gate = ["--mlperf-compare-fail=tokens_per_second:5%", "--mlperf-compare-confirm"]
+    monkeypatch.setenv("PACE_FIRST_RUN_SLOWDOWN", "1.2")  # one slow run, then a normal one
+    flake = pytester.runpytest(*args, *gate)
+    flake.assert_outcomes(passed=1)
+    flake.stdout.fnmatch_lines(["*GateWarning*a --mlperf-compare-fail bound failed, its rerun (*run_*) passed*"])
+    (found,) = json.loads((pytester.path / "records.json").read_text())["gates"]
+    assert found["passed"] and found["ratio"] < 0.95 and "rerun: " in found["detail"] and "(passed)" in found["detail"]
+
+    monkeypatch.delenv("PACE_FIRST_RUN_SLOWDOWN")
+    monkeypatch.setenv("PACE_SLOWDOWN", "1.2")  # every run slower: the rerun confirms it
+    slow = pytester.runpytest(*args, *gate)
+    slow.assert_outcomes(failed=1)
+    slow.stdout.fnmatch_lines(["*tokens_per_second regressed*; confirmed by a rerun (*run_*)*"])
+    (found,) = json.loads((pytester.path / "records.json").read_text())["gates"]
+    assert not found["passed"] and "(failed)" in found["detail"]
