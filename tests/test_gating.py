@@ -292,7 +292,7 @@ def test_a_significance_gate_fails_a_slowdown_of_every_run_not_of_two_in_three(
         pytester: pytest.Pytester, monkeypatch) -> None:
     """``:mwu``: beyond the bound and significant over the repeats (docs/ci.md, 'Gates that hold
     under noise'). Three runs 10 % slower than three stored ones: p = 1/20, fails. The first of
-    the three 5 % faster than before: the median is still 9 % down (a plain 5 % gate fails it), but the
+    the three 20 % faster than before: the median is still 9 % down (a plain 5 % gate fails it), but the
     runs overlap the stored ones: not significant, passes."""
     args = [*_world(pytester), "--mlperf-repeat=3"]
     pytester.runpytest(*args, "--mlperf-save").assert_outcomes(passed=1)
@@ -303,7 +303,7 @@ def test_a_significance_gate_fails_a_slowdown_of_every_run_not_of_two_in_three(
     slow.stdout.fnmatch_lines(["*tokens_per_second regressed*--mlperf-compare-fail=tokens_per_second:5%:mwu); "
                                "significant: Mann-Whitney U over 3 stored and 3 runs now: p=0.05 (alpha 0.05)*"])
 
-    monkeypatch.setenv("PACE_FIRST_RUN_SLOWDOWN", str(0.95 / 1.1))  # 5 % faster than the stored runs
+    monkeypatch.setenv("PACE_FIRST_RUN_SLOWDOWN", str(0.8 / 1.1))  # 20 % faster than the stored runs
     mixed = pytester.runpytest(*args, gate)
     mixed.assert_outcomes(passed=1)
     (found,) = json.loads((pytester.path / "records.json").read_text())["gates"]
@@ -318,16 +318,17 @@ def test_confirm_reruns_a_failed_gate_and_fails_only_when_the_rerun_fails_too(
         pytester: pytest.Pytester, monkeypatch) -> None:
     args = _world(pytester)
     pytester.runpytest(*args, "--mlperf-save").assert_outcomes(passed=1)
-    gate = ["--mlperf-compare-fail=tokens_per_second:5%", "--mlperf-compare-confirm"]
-    monkeypatch.setenv("PACE_FIRST_RUN_SLOWDOWN", "1.2")  # one slow run, then a normal one
+    # margins far beyond a loaded machine's lateness (a few % of a 0.6 s run)
+    gate = ["--mlperf-compare-fail=tokens_per_second:10%", "--mlperf-compare-confirm"]
+    monkeypatch.setenv("PACE_FIRST_RUN_SLOWDOWN", "1.4")  # one slow run, then a normal one
     flake = pytester.runpytest(*args, *gate)
     flake.assert_outcomes(passed=1)
     flake.stdout.fnmatch_lines(["*GateWarning*a --mlperf-compare-fail bound failed, its rerun (*run_*) passed*"])
     (found,) = json.loads((pytester.path / "records.json").read_text())["gates"]
-    assert found["passed"] and found["ratio"] < 0.95 and "rerun: " in found["detail"] and "(passed)" in found["detail"]
+    assert found["passed"] and found["ratio"] < 0.9 and "rerun: " in found["detail"] and "(passed)" in found["detail"]
 
     monkeypatch.delenv("PACE_FIRST_RUN_SLOWDOWN")
-    monkeypatch.setenv("PACE_SLOWDOWN", "1.2")  # every run slower: the rerun confirms it
+    monkeypatch.setenv("PACE_SLOWDOWN", "1.4")  # every run slower: the rerun confirms it
     slow = pytester.runpytest(*args, *gate)
     slow.assert_outcomes(failed=1)
     slow.stdout.fnmatch_lines(["*tokens_per_second regressed*; confirmed by a rerun (*run_*)*"])
