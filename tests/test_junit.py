@@ -93,3 +93,21 @@ def test_gitlab_shows_every_figure_of_a_failing_benchmark(pytester: pytest.Pytes
     assert "accuracy below baseline" in output
     for figure in ("verdict=failed", "scenario=Offline", "rouge1=6.25", "rouge2=0", "backend=garble"):
         assert figure in output, output
+
+
+@xmllint
+def test_xunit2_stays_valid_when_a_failed_benchmark_also_fails_its_teardown(pytester: pytest.Pytester) -> None:
+    args = setup(pytester, scenarios='("Offline",)')
+    pytester.makeconftest((pytester.path / "conftest.py").read_text() + '''
+
+@pytest.fixture(autouse=True)
+def broken_teardown():
+    yield
+    raise RuntimeError("teardown failed")
+''')
+    result = pytester.runpytest("--mlperf-backend=garble", "--mlperf-mode=accuracy", "--junitxml=junit.xml", *args)
+    result.assert_outcomes(failed=1, errors=1)
+    path = pytester.path / "junit.xml"
+    lint = _lint(path, "xunit2")
+    assert lint.returncode == 0, lint.stderr
+    assert not list(ET.parse(path).iter("properties"))

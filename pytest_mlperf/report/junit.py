@@ -16,6 +16,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
+from _pytest.junitxml import xml_key  # pytest's own LogXML instance: the only way to its family
 
 from pytest_mlperf.core.record import PROPERTY, BenchmarkRecord, flat_properties, from_report
 
@@ -41,8 +42,6 @@ def figures_line(record: BenchmarkRecord) -> str:
 
 def junit_family(config: pytest.Config) -> str | None:
     """The family the JUnit file is written in, or None when no ``--junitxml`` is written."""
-    from _pytest.junitxml import xml_key  # pytest's own LogXML instance: the only way to its family
-
     xml = config.stash.get(xml_key, None)
     return None if xml is None else str(xml.family)
 
@@ -65,17 +64,20 @@ class JunitFigures:
             return (yield)
         record = from_report(report)
         if record is not None:
-            from _pytest.junitxml import xml_key
-
             out = ET.Element("system-out")
             out.text = figures_block(record)
             self._config.stash[xml_key].node_reporter(report).append(out)
-        kept = report.user_properties
-        report.user_properties = [p for p in kept if p not in ours]
+        # a failed call whose teardown fails too is written from the call's report, here
+        reports = [report, *(r for r in getattr(self._config.stash[xml_key], "open_reports", [])
+                             if r.nodeid == report.nodeid)]
+        kept = [r.user_properties for r in reports]
+        for r in reports:
+            r.user_properties = [p for p in r.user_properties if p not in ours]
         try:
             return (yield)
         finally:
-            report.user_properties = kept
+            for r, props in zip(reports, kept, strict=True):
+                r.user_properties = props
 
 
 def register(config: pytest.Config) -> None:
