@@ -142,7 +142,10 @@ class Gate:
         from pytest_mlperf.core.system import git_commit
 
         commit = records[0].system.commit or git_commit(str(config.rootpath))
-        config.stash[SAVED] = storage.save(opts.storage, records, commit=commit, label=opts.save or None)
+        from pytest_mlperf.gate.outputs import outputs_to_store
+
+        config.stash[SAVED] = storage.save(opts.storage, records, commit=commit, label=opts.save or None,
+                                           outputs=outputs_to_store(records))
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -152,8 +155,9 @@ class Gate:
         records = config.stash.get(stash.RECORDS, [])
         stored = config.stash[STORED]
         opts = config.stash[stash.OPTIONS]
+        width = max(60, min(160, config.get_terminal_writer().fullwidth))  # the terminal's, in reason
         for title, lines in gating_report.sections(records, stored, opts.compare_fail,
-                                                   config.stash[SAVED]):
+                                                   config.stash[SAVED], width):
             terminalreporter.section(title)
             for line in lines:
                 terminalreporter.write_line(line)
@@ -180,11 +184,68 @@ def after_run(item: pytest.Item, result: Any) -> None:
             for delta in found.deltas:
                 if delta.change is not None:
                     item.user_properties.append((f"mlperf.change.{delta.figure}", round(delta.change, 2)))
+            if found.regressions and opts.compare_confirm and extras is not None and extras.rerun is not None:
+                found = _confirm(item, stored, result.record, extras.rerun, opts.compare_fail, found)
             reasons.extend(found.regressions)
+            gates = found.gates
+            if any(b.figure is compare.OUTPUTS for b in opts.compare_fail):
+                outputs = _outputs_gate(stored, result.record)
+                if outputs is not None:
+                    gates = (*gates, outputs.gate)
+                    reasons.extend([outputs.reason] if outputs.reason else [])
+            result.amend(compared_with=stored.label, gates=gates)
             for note in found.notes:
                 warnings.warn(GateWarning(f"{item.nodeid}: {note}"), stacklevel=1)
     if reasons:
         result.amend(reasons)
+
+
+def _confirm(item: pytest.Item, stored: storage.StoredSession, record: Any, rerun: Any, bounds: Any,
+             first: compare.Comparison) -> compare.Comparison:
+    """``--mlperf-compare-confirm``: measure once more; a bound fails only if the rerun fails it
+    too. Both values are in the gate's detail and the reason."""
+    import dataclasses
+
+    from pytest_mlperf.run.peak import attempt
+    from pytest_mlperf.run.repeat import median_figures
+
+    run, runs = rerun()
+    attempts = tuple(attempt(r, None) for r in runs) or (attempt(run, None),)
+    again = dataclasses.replace(record, figures=median_figures([a.figures for a in attempts]) if runs else run.figures,
+                                repeats=attempts if runs else ())
+    second = compare.comparison(stored, again, bounds)
+    failed_again = {g.name for g in second.gates if not g.passed}
+    gates = []
+    for gate in first.gates:
+        twin = next((g for g in second.gates if g.name == gate.name), None)
+        rerun_note = "" if twin is None else f"rerun: {twin.value:.6g} ({'failed' if not twin.passed else 'passed'})"
+        passed = gate.passed or gate.name not in failed_again
+        gates.append(dataclasses.replace(gate, passed=passed,
+                                         detail="; ".join(filter(None, [gate.detail, rerun_note]))))
+    regressions = tuple(f"{r}; confirmed by a rerun ({run.outdir})" for r in first.regressions
+                        if r.split(" ", 1)[0] in failed_again)
+    if len(regressions) < len(first.regressions):
+        warnings.warn(GateWarning(f"{item.nodeid}: a --mlperf-compare-fail bound failed, its rerun "
+                                  f"({run.outdir}) passed: not failed (--mlperf-compare-confirm)"), stacklevel=1)
+    return dataclasses.replace(first, regressions=regressions, gates=tuple(gates))
+
+
+def _outputs_gate(stored: storage.StoredSession, record: Any) -> Any:
+    """The outputs gate of an accuracy test (None for a performance test, which logs none)."""
+    from pytest_mlperf.gate import outputs
+
+    if record.mode != "accuracy":
+        return None
+    old = compare.match(stored.records, record)
+    kept = stored.outputs.get(old.nodeid) if old is not None else None
+    now = outputs.read_outputs(record)
+    if kept is None or now is None:
+        missing = "the stored session has none (saved before outputs were kept?)" if kept is None \
+            else f"today's accuracy log is unreadable ({record.run.outdir})"
+        warnings.warn(GateWarning(f"{record.nodeid}: --mlperf-compare-fail=outputs not checked: {missing}"),
+                      stacklevel=1)
+        return None
+    return outputs.compare_outputs(kept, now, stored.label)
 
 
 def register(config: pytest.Config) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import enum
 import json
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,10 +69,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("engine-arg", "engine argument KEY=VALUE (repeatable; VALUE parsed as JSON when it can be).", multiple=True),
     Option("threshold", "gate beyond loadgen's validity, [BENCHMARK:][SCENARIO:]GATE, e.g. llama3.1-8b:Server:ttft_p99_ms<=2000 or tokens_per_second>=500 (repeatable; the most specific wins, then these over the marker).", multiple=True),
     Option("repeat", "run each performance test N times: its figures and verdict are the runs' medians, and the spread is reported.", "1"),
-    Option("save", "store this session's records in --mlperf-storage, numbered per machine (NAME labels the file; default: the commit).", const="true"),
+    Option("save", "store this session's records in --mlperf-storage, numbered per machine (LABEL names the file; default: the commit).", const="true"),
     Option("storage", "folder of stored sessions, one subfolder per machine.", ".mlperf"),
     Option("compare", "compare each test with a stored session: last (the bare flag), its number, a label or commit, or a file; prints the deltas.", const="last"),
-    Option("compare-fail", "fail a test whose FIGURE regressed past BOUND against the stored run, e.g. tokens_per_second:5%, ttft_p99_ms:10%, rouge1:0.5 (repeatable; implies --mlperf-compare).", multiple=True),
+    Option("compare-fail", "fail a test whose FIGURE regressed past BOUND against the stored run, e.g. tokens_per_second:5%, ttft_p99_ms:10%, rouge1:0.5; FIGURE:BOUND:mwu fails only a change that is also significant over --mlperf-repeat's runs (Mann-Whitney, 5%); outputs fails an accuracy test whose output tokens differ from the stored run's (repeatable; implies --mlperf-compare).", multiple=True),
+    Option("compare-confirm", "rerun a performance test once when a --mlperf-compare-fail bound on a figure fails it; the test fails only if the rerun fails the bound too (both runs reported).", const="true"),
     Option("endpoints-per-worker", "under xdist (-n), each worker gets its own N of the --mlperf-endpoint list (gw0 the first N, gw1 the next...), so workers benchmark different nodes at once. Default: every worker uses every endpoint."),
     Option("gpus-per-worker", "under xdist (-n), devices pinned to each worker through CUDA_VISIBLE_DEVICES (tensor parallelism: match tensor_parallel_size). Default 1."),
     Option("compliance", "compliance tests run after each performance test: TEST06 (audit run; first token, EOS and sample length checks; verify_accuracy.txt)."),
@@ -119,6 +121,8 @@ class MlperfOptions:
     #: None: compare with nothing; "last", a number, a label, a commit or a file
     compare: str | None = None
     compare_fail: tuple[FailBound, ...] = ()
+    #: --mlperf-compare-confirm: a failed figure bound reruns the test once
+    compare_confirm: bool = False
     gpus_per_worker: int | None = None
     compliance: tuple[str, ...] = ()
     find_peak: PeakTolerance | None = None
@@ -158,24 +162,85 @@ class MlperfOptions:
                 flags.append(f"--mlperf-{name}={value}")
         if self.endpoints and self.endpoint_timeout != 300.0:
             flags.append(f"--mlperf-endpoint-timeout={self.endpoint_timeout:g}")
+        for name, seconds in (("run-timeout", self.run_timeout), ("engine-timeout", self.engine_timeout)):
+            if seconds is not None:
+                flags.append(f"--mlperf-{name}={seconds:g}")
+        if self.gpus_per_worker is not None:
+            flags.append(f"--mlperf-gpus-per-worker={self.gpus_per_worker}")
+        # the comparison: which stored session, which bounds (saving again is left out: a rerun
+        # that stored a second copy of the same build would become the next run's baseline)
+        if self.compare is not None or self.compare_fail:
+            flags.append(f"--mlperf-storage={self.storage}")
+            if self.compare is not None and (self.compare != "last" or not self.compare_fail):
+                flags.append(f"--mlperf-compare={self.compare}")
+            flags += [f"--mlperf-compare-fail={bound}" for bound in self.compare_fail]
+            if self.compare_confirm:
+                flags.append("--mlperf-compare-confirm")
         if self.endpoints_per_worker is not None:
             flags.append(f"--mlperf-endpoints-per-worker={self.endpoints_per_worker}")
-        return " ".join(flags)
+        return " ".join(shlex.quote(f) if f[-1] != "'" else f for f in flags)
+
+
+#: what to type for each option's value in ``pytest --help``
+METAVARS = {
+    "scenario": "SCENARIO[,...]", "mode": "MODE", "profile": "PROFILE", "backend": "NAME", "model": "PATH",
+    "endpoint": "URL", "served-model": "NAME", "api-key-env": "VAR", "endpoint-timeout": "SECONDS",
+    "endpoints-per-worker": "N",
+    "dataset": "PATH", "total-samples": "N", "performance-samples": "N", "user-conf": "PATH",
+    "run-timeout": "SECONDS", "engine-timeout": "SECONDS", "output": "PATH", "setting": "KEY=VALUE",
+    "engine-arg": "KEY=VALUE", "threshold": "[BENCHMARK:][SCENARIO:]GATE", "repeat": "N", "save": "LABEL",
+    "storage": "PATH", "compare": "WHICH", "compare-fail": "FIGURE:BOUND", "compare-confirm": "yes|no", "gpus-per-worker": "N",
+    "allow-nonconformant": "yes|no", "compliance": "TEST", "find-peak": "TOLERANCE", "progress-interval": "SECONDS", "json": "PATH",
+    "submission-dir": "PATH", "submitter": "ORG", "system-desc": "PATH",
+}
+#: ``pytest --help``'s groups, in the order of the tasks; an option in none of them goes last
+GROUPS = (
+    ("mlperf", "MLPerf: what to run (pytest-mlperf)",
+     ("scenario", "mode", "profile", "allow-nonconformant", "repeat", "find-peak", "compliance", "setting", "user-conf",
+      "run-timeout", "engine-timeout", "gpus-per-worker", "output", "progress-interval")),
+    ("mlperf-system", "MLPerf: data set, model and engine",
+     ("backend", "model", "dataset", "total-samples", "performance-samples", "engine-arg")),
+    ("mlperf-endpoints", "MLPerf: served endpoints (openai backend)",
+     ("endpoint", "served-model", "api-key-env", "endpoint-timeout", "endpoints-per-worker")),
+    ("mlperf-reports", "MLPerf: reports", ("json",)),
+    ("mlperf-gates", "MLPerf: gates and stored sessions",
+     ("threshold", "save", "storage", "compare", "compare-fail", "compare-confirm")),
+    ("mlperf-submission", "MLPerf: submission", ("submission-dir", "submitter", "system-desc")),
+)
+
+
+def _help(opt: Option) -> str:
+    text = opt.help
+    if opt.const is not None and opt.const != "true" and "bare flag" not in text:
+        text += f" The bare flag means {opt.const}."
+    if opt.default is not None and "default" not in text.lower():
+        text += f" Default: {opt.default}."
+    return text.replace("%", "%%")
 
 
 def add_options(parser: pytest.Parser) -> None:
-    group = parser.getgroup("mlperf", "MLPerf Inference benchmarks (pytest-mlperf)")
-    for opt in OPTIONS:
-        if opt.multiple:
-            group.addoption(opt.flag, action="append", default=None, dest=opt.ini, help=opt.help.replace("%", "%%"))
-            parser.addini(opt.ini, opt.help, type="linelist", default=[])
-        elif opt.const is not None:
-            group.addoption(opt.flag, action="store", nargs="?", const=opt.const, default=None,
-                            dest=opt.ini, help=opt.help.replace("%", "%%"))
-            parser.addini(opt.ini, opt.help, default=opt.default)
-        else:
-            group.addoption(opt.flag, action="store", default=None, dest=opt.ini, help=opt.help.replace("%", "%%"))
-            parser.addini(opt.ini, opt.help, default=opt.default)
+    placed = {name for _, _, names in GROUPS for name in names}
+    by_name = {opt.name: opt for opt in OPTIONS}
+    groups = [(key, title, [by_name[n] for n in names if n in by_name]) for key, title, names in GROUPS]
+    groups.append(("mlperf-other", "MLPerf: more", [o for o in OPTIONS if o.name not in placed]))
+    for key, title, members in groups:
+        if not members:
+            continue
+        group = parser.getgroup(key, title)
+        for opt in members:
+            metavar = METAVARS.get(opt.name, "VALUE")
+            if opt.multiple:
+                group.addoption(opt.flag, action="append", default=None, dest=opt.ini, metavar=metavar,
+                                help=_help(opt) + ("" if "repeatable" in opt.help.lower() else " Repeatable."))
+                parser.addini(opt.ini, opt.help, type="linelist", default=[])
+            elif opt.const is not None:
+                group.addoption(opt.flag, action="store", nargs="?", const=opt.const, default=None,
+                                dest=opt.ini, metavar=metavar, help=_help(opt))
+                parser.addini(opt.ini, opt.help, default=opt.default)
+            else:
+                group.addoption(opt.flag, action="store", default=None, dest=opt.ini, metavar=metavar,
+                                help=_help(opt))
+                parser.addini(opt.ini, opt.help, default=opt.default)
 
 
 def _usage(opt: Option, value: object, expected: str) -> pytest.UsageError:
@@ -332,6 +397,8 @@ def _gate_options(o: Callable[[str], Option], raw: Callable[[Option], Any]) -> d
         values["compare"] = "last" if compare.strip().lower() in ("true", "yes", "last") else compare.strip()
     elif bounds:
         values["compare"] = "last"
+    confirm = raw(o("compare-confirm"))
+    values["compare_confirm"] = confirm is not None and confirm.strip().lower() not in ("false", "no", "0", "off")
     if raw(o("compliance")):
         tests = tuple(dict.fromkeys(t.strip().upper() for t in raw(o("compliance")).split(",") if t.strip()))
         unknown = [t for t in tests if t not in COMPLIANCE_TESTS]

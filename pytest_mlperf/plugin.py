@@ -126,7 +126,10 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
     item.config.hook.pytest_mlperf_result(item=item, record=result.record)
     outcome = yield
     if not result.verdict.passed:
-        pytest.fail(result.verdict.explain(), pytrace=False)
+        from pytest_mlperf.report.junit import figures_line
+
+        # every figure in the message: all that GitLab shows of a failed test
+        pytest.fail(f"{result.verdict.explain()}\n{figures_line(result.record)}", pytrace=False)
     return outcome
 
 

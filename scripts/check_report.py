@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Open a pytest-html report in headless Chromium and check what a reader would see.
 
-    python scripts/check_report.py report.html [--screenshot report.png] [--min-plots N]
+    python scripts/check_report.py report.html [--screenshot report.png] [--min-plots N] [--min-gates N]
 
 It loads the page, presses pytest-html's "Show all details", waits for the images, then
 checks that every MLPerf plot (``img.mlperf-plot``) decoded and is drawn at a visible size,
@@ -40,6 +40,8 @@ PROBE = """(() => {
     pending: plots.filter(i => !i.complete).length,
     hidden: plots.filter(i => { const r = i.getBoundingClientRect(); return r.width < 50 || r.height < 50; }).map(i => i.alt),
     panels: document.querySelectorAll('.mlperf').length,
+    gates: [...document.querySelectorAll('table.mlperf-gates tr')].filter(r => r.querySelector('td') && r.getBoundingClientRect().height > 0).length,
+    trends: document.querySelectorAll('svg.mlperf-trend').length,
     rows: document.querySelectorAll('#results-table tbody.results-table-row, #results-table tbody').length,
     title: document.title,
   };
@@ -160,7 +162,7 @@ def problems_from(events: list[dict]) -> list[str]:
     return found
 
 
-def check(page: Path, screenshot: Path | None, min_plots: int, browser: str) -> dict:
+def check(page: Path, screenshot: Path | None, min_plots: int, browser: str, min_gates: int = 0) -> dict:
     with tempfile.TemporaryDirectory(prefix="check-report-") as profile:
         tools = DevTools(browser, profile)
         try:
@@ -194,6 +196,8 @@ def check(page: Path, screenshot: Path | None, min_plots: int, browser: str) -> 
     failures = list(found["problems"])
     if found["plots"] < min_plots:
         failures.append(f"{found['plots']} plots on the page, expected at least {min_plots}")
+    if found["gates"] < min_gates:
+        failures.append(f"{found['gates']} gate rows (stored vs now) shown, expected at least {min_gates}")
     failures += [f"plot not drawn: {alt}" for alt in found["broken"]]
     failures += [f"plot not visible: {alt}" for alt in found["hidden"]]
     found["failures"] = failures
@@ -205,13 +209,15 @@ def main() -> int:
     parser.add_argument("page", type=Path)
     parser.add_argument("--screenshot", type=Path)
     parser.add_argument("--min-plots", type=int, default=1)
+    parser.add_argument("--min-gates", type=int, default=0,
+                        help="at least this many visible rows of 'Against the stored run' tables")
     parser.add_argument("--browser", default=None, help="Chromium's path (default: found on PATH)")
     args = parser.parse_args()
     browser = args.browser or find_browser()
     if browser is None:
         print("no Chromium found (tried " + ", ".join(BROWSERS) + ")", file=sys.stderr)
         return 2
-    found = check(args.page, args.screenshot, args.min_plots, browser)
+    found = check(args.page, args.screenshot, args.min_plots, browser, args.min_gates)
     print(json.dumps(found, indent=2))
     return 1 if found["failures"] else 0
 

@@ -78,7 +78,7 @@ def test_every_layer_folder_says_what_it_owns_and_may_import() -> None:
 
 def test_the_top_of_the_package_is_the_surface_only() -> None:
     top = sorted(p.stem for p in SOURCE.glob("*.py"))
-    assert top == ["__init__", "fixtures", "gating", "hookspecs", "options", "plugin", "spec",
+    assert top == ["__init__", "fixtures", "gating", "history", "hookspecs", "options", "plugin", "spec",
                    "watch"]
     folders = sorted(p.name for p in SOURCE.iterdir() if (p / "__init__.py").exists())
     assert folders == sorted(LAYERS)

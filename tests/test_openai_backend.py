@@ -270,7 +270,7 @@ def test_through_the_plugin_the_key_is_sent_and_never_written(
     with FakeServer(Behaviour(api_key=key)) as a, FakeServer(Behaviour(api_key=key)) as b:
         args = _plugin_args(pytester, a.url, b.url)
         result = pytester.runpytest("--mlperf-api-key-env=MLPERF_TEST_KEY", "--mlperf-scenario=Offline,Server",
-                                    "--junitxml=junit.xml", "-rA", *args)
+                                    "--junitxml=junit.xml", "-o", "junit_family=xunit1", "-rA", *args)
         # the fake model's answers score no ROUGE-2: accuracy fails, after scoring every log
         result.assert_outcomes(passed=2, failed=2)
         assert result.stdout.str().count("accuracy below baseline 'llama3.1-8b (declared)': rouge2 0.0") >= 2

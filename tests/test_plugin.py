@@ -13,7 +13,7 @@ from tests.probes import loaded_modules
 
 def test_passing_benchmark_reports_validity_tokens_and_accuracy(pytester: pytest.Pytester) -> None:
     args = setup(pytester)
-    result = pytester.runpytest("--mlperf-backend=copy", "--junitxml=junit.xml", *args)
+    result = pytester.runpytest("--mlperf-backend=copy", "--junitxml=junit.xml", "-o", "junit_family=xunit1", *args)
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines([
         "*mlperf: scenario=Offline mode=both profile=quick backend=copy*",

@@ -28,7 +28,7 @@ def test_embedded(mlperf_result):
 def test_rescoring_a_runs_log_gives_the_runs_figures(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_embedded=BENCHMARK)
     result = pytester.runpytest_subprocess(
-        "--mlperf-mode=accuracy", "--mlperf-total-samples=16", "--junitxml=junit.xml",
+        "--mlperf-mode=accuracy", "--mlperf-total-samples=16", "--junitxml=junit.xml", "-o", "junit_family=xunit1",
         "--mlperf-output", str(pytester.path / "results"), "-p", "no:cacheprovider",
     )
     result.assert_outcomes(passed=1)

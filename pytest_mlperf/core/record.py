@@ -255,6 +255,29 @@ class Conformance:
 
 
 @dataclass(frozen=True)
+class GateResult:
+    """One ``--mlperf-compare-fail`` gate against the stored run: both values, the bound, and
+    whether today's value held it."""
+
+    #: the figure gated (``tokens_per_second``, ``rouge1``, ...)
+    name: str
+    #: the bound as given (``5%``, ``0.5``)
+    bound: str
+    stored: float | None
+    value: float | None
+    #: ``value / stored`` (None when stored is 0 or either is missing)
+    ratio: float | None
+    passed: bool
+    #: how the bound was applied: ``percent``, ``amount``, ``mann-whitney`` (beyond the bound
+    #: and significant over the repeats), ``exact`` (outputs)
+    method: str
+    #: the worst value that still passes
+    limit: float | None = None
+    #: how a statistical gate decided (test, counts, p-value), else empty
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class BenchmarkRecord:
     benchmark: str
     scenario: str  # vocabulary.Scenario value
@@ -283,6 +306,11 @@ class BenchmarkRecord:
     worker_outdir: str = ""
     #: issue 18: is this an MLPerf result, and why not
     conformance: Conformance = field(default_factory=Conformance)
+    # -- the comparison with a stored session (``--mlperf-compare``/``--mlperf-compare-fail``)
+    #: the stored session compared with (its file), None when none was
+    compared_with: str | None = None
+    #: every gate's result against that stored run
+    gates: tuple[GateResult, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict (``json.dumps`` takes it as it is)."""

@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pytest_mlperf.core.record import BenchmarkRecord
+from pytest_mlperf.core.record import BenchmarkRecord, GateResult
+from pytest_mlperf.gate.significance import ALPHA
 
 if TYPE_CHECKING:
     from pytest_mlperf.gate.storage import StoredSession
@@ -54,6 +55,9 @@ FIGURES: dict[str, Figure] = {f.name: f for f in (
     Figure("rougeL", "", +1, _acc("rougeL")),
     Figure("rougeLsum", "", +1, _acc("rougeLsum")),
 )}
+#: ``--mlperf-compare-fail=outputs``: not a number, the output tokens of every sample
+#: (:mod:`pytest_mlperf.gate.outputs`); no figure of its own, so the numeric gates skip it
+OUTPUTS = Figure("outputs", "", +1, lambda r: None)
 #: names people write for the same figures
 ALIASES = {"ttft_p99": "ttft_p99_ms", "tpot_p99": "tpot_p99_ms", "latency_p99": "latency_p99_ms",
            "latency_p90": "latency_p90_ms", "tokens/s": "tokens_per_second"}
@@ -66,9 +70,15 @@ class FailBound:
     figure: Figure
     amount: float
     relative: bool
+    #: ``:mwu``: fail only when the change is also significant at this level
+    #: (:mod:`pytest_mlperf.gate.significance`); None: the bound alone
+    alpha: float | None = None
 
     def __str__(self) -> str:
-        return f"{self.figure.name}:{self.amount:g}{'%' if self.relative else ''}"
+        if self.figure is OUTPUTS:
+            return OUTPUTS.name
+        stat = "" if self.alpha is None else ":mwu" if self.alpha == ALPHA else f":mwu={self.alpha:g}"
+        return f"{self.figure.name}:{self.amount:g}{'%' if self.relative else ''}{stat}"
 
     def limit(self, old: float) -> float:
         """The worst value that still passes, given the stored one."""
@@ -83,14 +93,29 @@ class FailBound:
 def parse_fail_bound(text: str) -> FailBound:
     """``tokens_per_second:5%`` -> FailBound; ``argparse.ArgumentTypeError`` naming the valid
     figures otherwise (as pytest-benchmark's ``--benchmark-compare-fail`` does)."""
+    if text.strip() in (OUTPUTS.name, f"{OUTPUTS.name}:exact"):
+        return FailBound(OUTPUTS, 0.0, False)
     name, sep, raw = text.strip().partition(":")
     name = ALIASES.get(name.strip(), name.strip())
     figure = FIGURES.get(name)
     if not sep or figure is None:
         raise argparse.ArgumentTypeError(
             f"{text!r}: expected FIGURE:BOUND with FIGURE one of {', '.join(FIGURES)} "
-            "and BOUND a percentage (5%) or an amount in the figure's unit (0.5)"
+            "and BOUND a percentage (5%) or an amount in the figure's unit (0.5), or "
+            f"{OUTPUTS.name} (every sample's output tokens equal to the stored run's)"
         )
+    raw, _, stat = raw.strip().partition(":")
+    alpha = None
+    if stat:
+        kind, eq, level = stat.strip().partition("=")
+        try:
+            alpha = float(level) if eq else ALPHA
+        except ValueError:
+            alpha = -1.0
+        if kind != "mwu" or not 0 < alpha < 1:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: after the bound, expected :mwu or :mwu=ALPHA with 0 < ALPHA < 1 (a "
+                "Mann-Whitney test over --mlperf-repeat's runs; docs/ci.md, 'Gates that hold under noise')")
     raw = raw.strip()
     relative = raw.endswith("%")
     try:
@@ -99,7 +124,7 @@ def parse_fail_bound(text: str) -> FailBound:
         amount = -1.0
     if not amount >= 0 or amount == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r}: the bound {raw!r} is not a number >= 0 (e.g. 5% or 0.5)")
-    return FailBound(figure, amount, relative)
+    return FailBound(figure, amount, relative, alpha)
 
 
 @dataclass(frozen=True)
@@ -136,6 +161,8 @@ class Comparison:
     skipped: str | None = None
     #: warnings about the comparison itself (a bound on a run too short to hold it)
     notes: tuple[str, ...] = ()
+    #: every bound's result, passed or not
+    gates: tuple[GateResult, ...] = ()
 
 
 #: a performance figure of a shorter run is mostly start-up and scheduling: on an H200 the
@@ -194,7 +221,7 @@ def compare(old: BenchmarkRecord, new: BenchmarkRecord, bounds: Sequence[FailBou
         a, b = figure.get(old), figure.get(new)
         if a is not None and b is not None:
             deltas.append(Delta(figure.name, a, b, figure.unit))
-    regressions, notes = [], []
+    regressions, notes, gates = [], [], []
     for bound in bounds:
         a, b = bound.figure.get(old), bound.figure.get(new)
         if a is None or b is None:
@@ -202,16 +229,42 @@ def compare(old: BenchmarkRecord, new: BenchmarkRecord, bounds: Sequence[FailBou
         short = _too_short(bound, old, new)
         if short is not None:
             notes.append(short)
-        if bound.regressed(a, b):
+        regressed, detail = bound.regressed(a, b), ""
+        if bound.alpha is not None:
+            from pytest_mlperf.gate.significance import significant
+
+            sig, detail = significant(_runs(bound.figure, new, b), _runs(bound.figure, old, a),
+                                      bound.figure.better > 0, bound.alpha)
+            regressed = regressed and sig
+        gates.append(GateResult(
+            name=bound.figure.name, bound=str(bound).partition(":")[2], stored=a, value=b,
+            ratio=b / a if a else None, passed=not regressed,
+            method="mann-whitney" if bound.alpha is not None else "percent" if bound.relative else "amount",
+            limit=bound.limit(a), detail=detail))
+        if regressed:
             op = "<" if bound.figure.better > 0 else ">"
             unit = f" {bound.figure.unit}" if bound.figure.unit else ""
             regressions.append(
                 f"{bound.figure.name} regressed: {b:.6g}{unit} {op} {bound.limit(a):.6g} "
                 f"(stored {a:.6g}{unit} in {against}; --mlperf-compare-fail={bound})"
+                + (f"; significant: {detail}" if detail else "")
                 + (f"; note: {short}" if short else "")
             )
     return Comparison(nodeid=new.nodeid, against=against, deltas=tuple(deltas),
-                      regressions=tuple(regressions), notes=tuple(notes))
+                      regressions=tuple(regressions), notes=tuple(notes), gates=tuple(gates))
+
+
+def _runs(figure: Figure, record: BenchmarkRecord, value: float) -> list[float]:
+    """The figure of every ``--mlperf-repeat`` run behind ``record``; its one value without."""
+    found = []
+    for attempt in record.repeats:
+        try:
+            got = figure.get(attempt)  # type: ignore[arg-type]  # an Attempt has .figures
+        except AttributeError:
+            got = None
+        if got is not None:
+            found.append(got)
+    return found or [value]
 
 
 def _too_short(bound: FailBound, old: BenchmarkRecord, new: BenchmarkRecord) -> str | None:

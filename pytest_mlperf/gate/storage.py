@@ -20,7 +20,7 @@ import os
 import re
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_mlperf.core.record import BenchmarkRecord, Device, RecordError
@@ -65,6 +65,8 @@ class StoredSession:
     commit: str | None
     saved: str
     records: tuple[BenchmarkRecord, ...]
+    #: node id -> {QSL index: output token ids} of its accuracy runs (``--mlperf-compare-fail=outputs``)
+    outputs: dict[str, dict[str, list[int]]] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -85,7 +87,7 @@ def sessions(folder: Path) -> list[tuple[int, Path]]:
 
 
 def save(storage: Path, records: Sequence[BenchmarkRecord], *, commit: str | None,
-         label: str | None = None) -> Path:
+         label: str | None = None, outputs: dict[str, dict[str, list[int]]] | None = None) -> Path:
     """Write a new numbered file for ``records`` under their machine's folder; an existing
     file is never replaced (two sessions saving at once get two numbers)."""
     if not records:
@@ -97,6 +99,7 @@ def save(storage: Path, records: Sequence[BenchmarkRecord], *, commit: str | Non
         "schema": FORMAT, "machine": machine, "commit": commit,
         "saved": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "records": [r.to_json() for r in records],
+        "outputs": outputs or {},
     }
     tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", label or label_for(commit)).strip("-.")[:40] or "nocommit"
     with tempfile.NamedTemporaryFile("w", dir=folder, prefix=".saving-", suffix=".tmp",
@@ -149,7 +152,8 @@ def load(path: Path) -> StoredSession:
     except RecordError as exc:
         raise StorageError(f"{path}: {exc}") from None
     return StoredSession(path=path, number=int(m.group(1)) if m else 0, machine=str(data.get("machine")),
-                         commit=data.get("commit"), saved=str(data.get("saved", "")), records=records)
+                         commit=data.get("commit"), saved=str(data.get("saved", "")), records=records,
+                         outputs=data.get("outputs") if isinstance(data.get("outputs"), dict) else {})
 
 
 def find(storage: Path, machine: str, which: str | None) -> StoredSession:

@@ -38,12 +38,37 @@ def markdown_summary(records: Iterable[BenchmarkRecord], reproduce: str = "") ->
         values = [_md(row[key]) for key, _, _ in COLUMNS] + [
             _md(conformance_text(record) or "-"), f"`{_md(relative(record.run.outdir))}`"]
         lines.append("| " + " | ".join(values) + " |")
+    lines += comparison_markdown(ordered)
     failures = [r for r in ordered if not r.verdict.passed]
     if failures:
         lines += ["", "**Failures**", ""]
         for record in failures:
             lines.append(f"- `{_md(record.nodeid)}`: " + "; ".join(_md(x) for x in record.verdict.reasons))
     return "\n".join(lines) + "\n"
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+def comparison_markdown(records: Iterable[BenchmarkRecord]) -> list[str]:
+    """The gates against the stored session: stored vs now, ratio, bound, result per test."""
+    gated = [r for r in records if r.gates]
+    if not gated:
+        return []
+    against = sorted({r.compared_with or "" for r in gated})
+    lines = ["", f"**Compared with** `{_md(', '.join(against))}`", "",
+             "| test | figure | stored | now | ratio | bound | result |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for record in gated:
+        for gate in record.gates:
+            ratio = "-" if gate.ratio is None else f"{gate.ratio:.3f}"
+            result = "ok" if gate.passed else "**REGRESSED**"
+            lines.append(f"| `{_md(record.nodeid)}` | {gate.name} | {_num(gate.stored)} | {_num(gate.value)} "
+                         f"| {ratio} | {_md(gate.bound)} ({gate.method}) | {result} |")
+    return lines
 
 
 def _label(value: str) -> str:

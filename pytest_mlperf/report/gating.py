@@ -34,17 +34,73 @@ def attempt_line(a: Attempt) -> str:
     return ", ".join(parts) + f"  logs: {relative(a.outdir)}"
 
 
-def comparison_lines(records: Sequence[BenchmarkRecord], stored: Any, bounds: Any) -> list[str]:
+def _cell(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+COMPARISON_HEADER = ("figure", "stored", "now", "ratio", "change", "bound", "result")
+
+
+def comparison_table(deltas: Sequence[Any], gates: Sequence[Any]) -> list[tuple[str, ...]]:
+    """Rows (figure, stored, now, ratio, change, bound, result) of one test's comparison: every
+    figure both runs have, with its gate's bound and outcome where one was set."""
+    by_name = {g.name: g for g in gates}
+    rows = []
+    for delta in deltas:
+        gate = by_name.get(delta.figure)
+        ratio = delta.new / delta.old if delta.old else None
+        rows.append((delta.figure, _cell(delta.old), _cell(delta.new),
+                     "-" if ratio is None else f"{ratio:.3f}",
+                     "-" if delta.change is None else f"{delta.change:+.1f}%",
+                     gate.bound if gate is not None else "",
+                     "" if gate is None else ("ok" if gate.passed else "REGRESSED")))
+    shown = {d.figure for d in deltas}
+    for gate in gates:  # gates of no figure: outputs (samples equal of samples stored)
+        if gate.name not in shown:
+            rows.append((gate.name, _cell(gate.stored), _cell(gate.value),
+                         "-" if gate.ratio is None else f"{gate.ratio:.3f}", "", gate.bound,
+                         "ok" if gate.passed else "REGRESSED"))
+    return rows
+
+
+def _table(rows: Sequence[tuple[str, ...]], indent: str = "  ") -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = []
+    for row in rows:
+        cells = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        out.append((indent + "  ".join(cells)).rstrip())
+    return out
+
+
+def comparison_lines(records: Sequence[BenchmarkRecord], stored: Any, bounds: Any,
+                     width: int = 120) -> list[str]:
+    """Per test, a table of stored vs now (ratio, change, bound, result), as wide as the
+    terminal allows: the node id and a regression's reason wrap, the table's columns do not."""
+    import textwrap
+
     from pytest_mlperf.gate.compare import comparison
 
-    lines = [f"against {stored.path} (saved {stored.saved}, commit {stored.commit or 'unknown'})"]
+    def wrap(text: str, first: str = "", rest: str = "    ") -> list[str]:
+        return textwrap.wrap(text, width, initial_indent=first, subsequent_indent=rest,
+                             break_on_hyphens=False, break_long_words=False)
+
+    lines = [f"against {stored.path}", *wrap(f"saved {stored.saved}, commit {stored.commit or 'unknown'}", "  ")]
     for record in sorted(records, key=lambda r: r.nodeid):
         found = comparison(stored, record, bounds)
         if found.skipped is not None:
-            lines.append(f"{record.nodeid}: not compared: {found.skipped}")
+            lines.append(f"{record.nodeid}: not compared: {found.skipped}")  # one line: grep finds it
             continue
-        lines.append(f"{record.nodeid}: " + (", ".join(map(str, found.deltas)) or "no figure in common"))
-        lines += [f"    REGRESSED {r}" for r in found.regressions]
+        lines.append(record.nodeid if len(record.nodeid) <= width else record.nodeid[:width - 1] + "…")
+        rows = comparison_table(found.deltas, record.gates or found.gates)
+        if not rows:
+            lines.append("  no figure in common")
+            continue
+        lines += _table([COMPARISON_HEADER, *rows])
+        outputs = [r for r in record.verdict.reasons if r.startswith("outputs differ")]
+        for reason in (*found.regressions, *outputs):
+            lines += wrap(f"REGRESSED {reason}", "  ", "      ")
     return lines
 
 
@@ -103,11 +159,11 @@ def compliance_lines(records: Iterable[BenchmarkRecord]) -> list[str]:
 
 
 def sections(records: Sequence[BenchmarkRecord], stored: Any, bounds: Any,
-             saved: Path | None) -> list[tuple[str, list[str]]]:
+             saved: Path | None, width: int = 120) -> list[tuple[str, list[str]]]:
     """(title, lines) of every section that has something to say."""
     out = []
     if stored is not None and records:
-        out.append(("MLPerf comparison", comparison_lines(records, stored, bounds)))
+        out.append(("MLPerf comparison", comparison_lines(records, stored, bounds, width)))
     for title, lines in (("MLPerf repeats", repeat_lines(records)),
                          ("MLPerf peak search", peak_lines(records)),
                          ("MLPerf compliance", compliance_lines(records))):

@@ -43,6 +43,9 @@ def register(config: pytest.Config) -> None:
         except SystemDescError as exc:
             raise pytest.UsageError(f"--mlperf-system-desc: {exc}") from None
     config.pluginmanager.register(SessionReporting(config), "mlperf-session-reporting")
+    from pytest_mlperf.report import junit
+
+    junit.register(config)  # xunit2: figures in system-out, no properties in test cases
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistSession(info), "mlperf-xdist-session")
     if config.pluginmanager.hasplugin("html") and getattr(config.option, "htmlpath", None):

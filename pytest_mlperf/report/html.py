@@ -21,7 +21,7 @@ from pytest_mlperf.report import terminal
 
 #: (column type, heading) of the sortable columns; their cells carry a hidden sort key
 SORTABLE = (("validity", "Validity"), ("tokens", "Tokens/s"), ("ttft", "p99 TTFT ms"),
-            ("tpot", "p99 TPOT ms"), ("rouge", "ROUGE % of target"))
+            ("tpot", "p99 TPOT ms"), ("rouge", "ROUGE % of target"), ("gates", "vs stored"))
 LOGS = ("mlperf_logs", "Logs")
 _DIST_STATS = (("min", "min"), ("mean", "mean"), ("p50", "p50"), ("p90", "p90"), ("p95", "p95"),
                ("p97", "p97"), ("p99", "p99"), ("p999", "p99.9"), ("max", "max"))
@@ -95,6 +95,7 @@ class HtmlReport:
             _sortable("ttft", _ms(figures.ttft_ns), terminal.fmt_rate(_ms(figures.ttft_ns), 1)),
             _sortable("tpot", _ms(figures.tpot_ns), terminal.fmt_rate(_ms(figures.tpot_ns), 2)),
             _sortable("rouge", rouge, "-" if rouge is None else f"{rouge:.1f} (min)"),
+            self._gates_cell(record),
             f'<td class="col-{LOGS[0]}"><a href="{self.href(record.run.outdir)}">'
             f"{esc(Path(record.run.outdir).parent.name + '/' + Path(record.run.outdir).name)}</a></td>",
         ]
@@ -140,10 +141,57 @@ class HtmlReport:
                 f"({esc(terminal.context_line(records))})</h4>"
                 f"<table><tr>{heads}</tr>{''.join(rows)}</table></div>")
 
+    @staticmethod
+    def _gates_cell(record: BenchmarkRecord) -> str:
+        """The gates against the stored run: failed ones first, each as figure x ratio; sorted by
+        the worst ratio."""
+        if not record.gates:
+            return _sortable("gates", None, "-")
+        gates = sorted(record.gates, key=lambda g: g.passed)
+        shown = ", ".join(f"{'REGRESSED ' if not g.passed else ''}{g.name} x{g.ratio:.3f}"
+                          if g.ratio is not None else g.name for g in gates)
+        ratios = [g.ratio for g in gates if g.ratio is not None]
+        return _sortable("gates", min(ratios) if ratios else None, shown)
+
+    def _comparison(self, record: BenchmarkRecord) -> str:
+        if not record.gates:
+            return ""
+        head = "<tr>" + "".join(f"<th>{h}</th>" for h in ("figure", "stored", "now", "ratio", "bound",
+                                                          "limit", "result")) + "</tr>"
+        rows = []
+        for g in record.gates:
+            cls, word = ("pass", "ok") if g.passed else ("fail", "REGRESSED")
+            rows.append(f"<tr><td>{esc(g.name)}</td><td>{_num(g.stored)}</td><td>{_num(g.value)}</td>"
+                        f"<td>{_num(g.ratio)}</td><td>{esc(g.bound)} ({esc(g.method)})</td>"
+                        f'<td>{_num(g.limit)}</td><td class="text"><span class="{cls}">{word}</span></td></tr>')
+        return (f"<h4>Against the stored run ({esc(record.compared_with)})</h4>"
+                f'<table class="mlperf-gates">{head}{"".join(rows)}</table>')
+
+    def _trend(self, record: BenchmarkRecord) -> str:
+        """This test's figure over the last stored sessions of this machine, today as a ring."""
+        from pytest_mlperf.core import stash
+        from pytest_mlperf.gate.compare import FIGURES
+        from pytest_mlperf.gate.storage import machine_id
+        from pytest_mlperf.report.history import recent, svg
+
+        opts = self._config.stash[stash.OPTIONS]
+        figure = "tokens_per_second" if record.mode == "performance" else "rouge1"
+        try:
+            points = recent(opts.storage, machine_id(record.system.device), record, figure)
+        except OSError:
+            return ""
+        today = FIGURES[figure].get(record)
+        if not points or today is None:
+            return ""
+        band = next((b.amount for b in opts.compare_fail if b.figure.name == figure and b.relative), None)
+        return (f"<h4>Recent trend: {figure} over the last {len(points)} stored sessions, this one "
+                f"circled in red</h4>" + svg(points, band, today=today))
+
     def panel(self, record: BenchmarkRecord, details: run_details.RunDetails | None) -> str:
         from pytest_mlperf.report.plots import plots
 
-        parts = [STYLE, '<div class="mlperf">', self._verdict(record)]
+        parts = [STYLE, '<div class="mlperf">', self._verdict(record), self._comparison(record),
+                 self._trend(record)]
         if record.mode == "performance":
             parts.append(self._performance(record))
         else:

@@ -8,6 +8,7 @@ node id order, so a session gives the same file with or without xdist. Read one 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterable
@@ -32,6 +33,9 @@ def results_document(records: Iterable[BenchmarkRecord], *, reproduce: str = "",
         "passed": sum(r.verdict.passed for r in ordered),
         "failed": sum(not r.verdict.passed for r in ordered),
         "records": [r.to_json() for r in ordered],
+        # every comparison gate of the session, flat: what a dashboard or a bot reads first
+        "gates": [{"test": r.nodeid, "against": r.compared_with, **dataclasses.asdict(g)}
+                  for r in ordered for g in r.gates],
     }
 
 

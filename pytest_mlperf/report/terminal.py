@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import textwrap
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -180,8 +181,26 @@ def reproduce_command(config: Any) -> str:
             path, sep, rest = arg.partition("::")
             rel = os.path.relpath(path) if os.path.isabs(path) else path
             args.append((path if rel.startswith("..") else rel) + sep + rest)
-    flags = config.stash[stash.OPTIONS].reproduce_flags()
-    return " ".join(["pytest", *args, flags])
+    return " ".join(["pytest", *map(shlex.quote, args), *selection_flags(config),
+                     config.stash[stash.OPTIONS].reproduce_flags()])
+
+
+def selection_flags(config: Any) -> list[str]:
+    """What picked and spread the tests beyond the paths: ``-k``, ``-m``, xdist's ``-n`` and
+    ``--dist``, pytest-timeout's ``--timeout``."""
+    option = config.option
+    flags = [f"{flag} {shlex.quote(value)}" for flag, value in
+             (("-k", getattr(option, "keyword", "")), ("-m", getattr(option, "markexpr", ""))) if value]
+    workers = getattr(option, "numprocesses", None)
+    if workers:
+        flags.append(f"-n {workers}")
+        dist = getattr(option, "dist", "no")
+        if dist not in ("no", "load"):
+            flags.append(f"--dist={dist}")
+    timeout = getattr(option, "timeout", None)
+    if timeout:
+        flags.append(f"--timeout={timeout}")
+    return flags
 
 
 def shell_lines(command: str, width: int = WIDTH) -> list[str]:

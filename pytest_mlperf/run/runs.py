@@ -36,6 +36,8 @@ class RunExtras:
     compliance: tuple[Compliance, ...] = ()
     #: reasons the test fails beyond its run's own verdict
     reasons: list[str] = field(default_factory=list)
+    #: the same measurement once more (``--mlperf-compare-confirm``): (reported run, every run)
+    rerun: Callable[[], tuple[Any, tuple[Any, ...]]] | None = None
 
     def record_fields(self) -> dict[str, Any]:
         return {"repeats": self.repeats, "peak": self.peak, "compliance": self.compliance}
@@ -87,6 +89,7 @@ def perform(request: pytest.FixtureRequest, runner: Callable[..., Any], scenario
             pytest.fail(f"--mlperf-find-peak: {exc}", pytrace=False)
     else:
         run, runs = measured()
+        extras.rerun = measured
         if runs:
             from pytest_mlperf.run.peak import attempt
 
