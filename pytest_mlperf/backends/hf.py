@@ -161,6 +161,13 @@ class HFBackend(Backend):
                     self._pending.put(_STOP)
                     break
                 waiting.append(item)
+            if self._cancel.is_set():
+                # Closing: the queries still waiting are answered failed, not generated (a
+                # large Offline run would otherwise prefill every batch left, for minutes).
+                closed = RuntimeError("the hf backend was closed before generating this query")
+                for responder in {id(r): r for _, r in waiting}.values():
+                    responder.fail(closed)
+                return
             # Similar lengths together waste less padding; arrival order is kept otherwise.
             waiting.sort(key=lambda qr: len(qr[0].prompt))
             batch, waiting = waiting[: self._batch_size], waiting[self._batch_size :]

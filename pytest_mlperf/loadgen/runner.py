@@ -253,7 +253,7 @@ def run_loadgen(
     except KeyboardInterrupt:
         interrupted = True
         responder.fail(KeyboardInterrupt("interrupted (Ctrl-C)"))
-        ended = bounded.wait(finished, INTERRUPT_GRACE_S)
+        ended = bounded.wait(finished, INTERRUPT_GRACE_S, hurry=True)
     finally:
         wall = time.perf_counter() - started
         stop_watching.set()

@@ -1,0 +1,118 @@
+"""One shutdown path for Ctrl-C, a second Ctrl-C, SIGTERM and SIGHUP, on the controller and on
+xdist workers.
+
+The first signal raises KeyboardInterrupt in the main thread, wherever it waits (every wait of
+the plugin is sliced, :mod:`.bounded`): loadgen is told to stop, queries in flight are answered
+empty, and pytest goes down its interrupt path, which writes every report. SIGTERM (what CI
+runners and Kubernetes send) and SIGHUP take the same path instead of killing the process
+outright. Once the session is writing its reports (``pytest_sessionfinish``) a signal no longer
+raises: the reports are what the user is waiting for. A second signal only hurries: engines
+still closing are abandoned at once (:data:`HURRY`).
+
+At the very end (:func:`finish`) a process with a thread still running that the interpreter's
+own exit could trip on (an engine left generating, a loadgen run) ends with ``os._exit``; the
+status is pytest's (2 for an interrupt) or 128 + the signal for SIGTERM and SIGHUP.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+#: a second signal arrived: nothing is waited for any more (engines closing are abandoned)
+HURRY = threading.Event()
+
+_HANDLED = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+class _State:
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.finishing = False
+        self.previous: dict[int, Any] = {}
+
+
+_state = _State()
+
+
+def install() -> None:
+    """Take SIGINT, SIGTERM and SIGHUP in this process (main thread only; a signal the process
+    was started with ignored, as ``nohup`` does, stays ignored)."""
+    reset()
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for name in _HANDLED:
+        signum = getattr(signal, name, None)
+        if signum is None:
+            continue
+        current = signal.getsignal(signum)
+        if current is signal.SIG_IGN or current is None:
+            continue
+        if signum == signal.SIGINT and current is not signal.default_int_handler:
+            continue  # someone else's Ctrl-C handler (a debugger, an embedding program)
+        _state.previous[signum] = current
+        signal.signal(signum, _on_signal)
+
+
+def uninstall() -> None:
+    """Give the signals back (pytester runs many sessions in one process)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum, previous in _state.previous.items():
+        signal.signal(signum, previous)
+    _state.previous.clear()
+
+
+def reset() -> None:
+    _state.signum = None
+    _state.finishing = False
+    HURRY.clear()
+
+
+def finishing() -> None:
+    """The session writes its reports now: a signal from here on no longer interrupts them."""
+    _state.finishing = True
+
+
+def received() -> int | None:
+    """The first signal this session received, if any."""
+    return _state.signum
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    name = signal.Signals(signum).name
+    if _state.signum is not None or _state.finishing:
+        if _state.signum is None:
+            _state.signum = signum
+        HURRY.set()
+        sys.stderr.write(f"\npytest-mlperf: {name} again: not waiting for engines any more; "
+                         "the reports are being written\n")
+        return
+    _state.signum = signum
+    raise KeyboardInterrupt(f"{name} received" if signum != signal.SIGINT else "")
+
+
+def exit_status(pytest_status: int) -> int:
+    """128 + the signal for SIGTERM and SIGHUP (what a shell and CI expect of a process they
+    stopped); otherwise pytest's own status (2 for a Ctrl-C)."""
+    signum = _state.signum
+    if signum is not None and signum != signal.SIGINT:
+        return 128 + signum
+    return pytest_status
+
+
+def finish(pytest_status: int, *, threads_left: list[str]) -> None:
+    """The last thing the session does: ``os._exit`` when a thread is left running that the
+    interpreter's exit could crash on, or when a SIGTERM/SIGHUP must show in the status."""
+    status = exit_status(pytest_status)
+    if not threads_left and status == pytest_status:
+        return
+    if threads_left:
+        sys.stderr.write(f"pytest-mlperf: {', '.join(threads_left)} still running; exiting "
+                         "without waiting for it (its logs so far are kept)\n")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
