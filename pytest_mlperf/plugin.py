@@ -28,6 +28,8 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_mlperf.run import devices
 
     shutdown.install()  # Ctrl-C, SIGTERM, SIGHUP: one path, every report written
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(shutdown.WorkerSignals(), "mlperf-worker-signals")
     devices.pin(config)  # an xdist worker: CUDA_VISIBLE_DEVICES before anything loads an engine
     from pytest_mlperf import backends, fixtures, gating
 

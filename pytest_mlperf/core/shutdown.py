@@ -9,6 +9,11 @@ outright. Once the session is writing its reports (``pytest_sessionfinish``) a s
 raises: the reports are what the user is waiting for. A second signal only hurries: engines
 still closing are abandoned at once (:data:`HURRY`).
 
+Under xdist the controller does not stop at the first signal: it passes it on to its workers
+(a SIGTERM sent to the controller alone reaches them too) and goes on receiving their reports;
+each worker stops its test as above and ends with the interrupt status, which xdist takes as
+the end of the session. A second signal stops the controller at once.
+
 At the very end (:func:`finish`) a process with a thread still running that the interpreter's
 own exit could trip on (an engine left generating, a loadgen run) ends with ``os._exit``; the
 status is pytest's (2 for an interrupt) or 128 + the signal for SIGTERM and SIGHUP.
@@ -28,11 +33,20 @@ HURRY = threading.Event()
 _HANDLED = ("SIGINT", "SIGTERM", "SIGHUP")
 
 
+#: a signal this soon after the first is the same one again (a Ctrl-C reaches an xdist worker
+#: from the terminal and from its controller)
+SAME_SIGNAL_S = 1.0
+
+
 class _State:
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.at = 0.0
         self.finishing = False
+        self.depth = 0
         self.previous: dict[int, Any] = {}
+        #: an xdist controller's workers, to pass a signal on to
+        self.workers: list[int] = []
 
 
 _state = _State()
@@ -40,9 +54,11 @@ _state = _State()
 
 def install() -> None:
     """Take SIGINT, SIGTERM and SIGHUP in this process (main thread only; a signal the process
-    was started with ignored, as ``nohup`` does, stays ignored)."""
+    was started with ignored, as ``nohup`` does, stays ignored). Sessions may nest (pytester
+    runs one inside another): the outermost installs, and gives the signals back."""
     reset()
-    if threading.current_thread() is not threading.main_thread():
+    _state.depth += 1
+    if _state.depth > 1 or threading.current_thread() is not threading.main_thread():
         return
     for name in _HANDLED:
         signum = getattr(signal, name, None)
@@ -58,8 +74,9 @@ def install() -> None:
 
 
 def uninstall() -> None:
-    """Give the signals back (pytester runs many sessions in one process)."""
-    if threading.current_thread() is not threading.main_thread():
+    """Give the signals back once the outermost session ends."""
+    _state.depth = max(0, _state.depth - 1)
+    if _state.depth or threading.current_thread() is not threading.main_thread():
         return
     for signum, previous in _state.previous.items():
         signal.signal(signum, previous)
@@ -69,7 +86,18 @@ def uninstall() -> None:
 def reset() -> None:
     _state.signum = None
     _state.finishing = False
+    _state.workers.clear()
     HURRY.clear()
+
+
+class WorkerSignals:
+    """On an xdist controller: learns each worker's process id, to pass a signal on."""
+
+    def pytest_testnodeready(self, node: Any) -> None:
+        try:
+            _state.workers.append(int(node.gateway._rinfo().pid))
+        except Exception:  # noqa: BLE001 - a worker on another host: xdist's own Ctrl-C path
+            pass
 
 
 def finishing() -> None:
@@ -83,15 +111,31 @@ def received() -> int | None:
 
 
 def _on_signal(signum: int, frame: Any) -> None:
+    import time
+
     name = signal.Signals(signum).name
+    now = time.monotonic()
     if _state.signum is not None or _state.finishing:
+        if _state.signum is not None and now - _state.at < SAME_SIGNAL_S:
+            return
         if _state.signum is None:
-            _state.signum = signum
+            _state.signum, _state.at = signum, now
         HURRY.set()
         sys.stderr.write(f"\npytest-mlperf: {name} again: not waiting for engines any more; "
                          "the reports are being written\n")
+        if _state.workers and not _state.finishing:
+            raise KeyboardInterrupt(f"{name} received twice")
         return
-    _state.signum = signum
+    _state.signum, _state.at = signum, now
+    if _state.workers:
+        sys.stderr.write(f"\npytest-mlperf: {name}: stopping the workers' tests; their reports "
+                         "are being written (again to stop at once)\n")
+        for pid in _state.workers:
+            try:
+                os.kill(pid, signum)
+            except OSError:
+                pass
+        return
     raise KeyboardInterrupt(f"{name} received" if signum != signal.SIGINT else "")
 
 

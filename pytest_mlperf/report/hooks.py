@@ -144,8 +144,10 @@ class SessionReporting:
         info = self._config.stash[SESSION]
         current = st.read_session(self.options.output)
         if current is not None and current.id == info.id:
+            from pytest_mlperf.core import shutdown
+
             st.write_session(self.options.output, dataclasses.replace(
-                current, finished=time.time(), exitstatus=exitstatus))
+                current, finished=time.time(), exitstatus=shutdown.exit_status(exitstatus)))
 
     def write_files(self, records: list[Any]) -> None:
         from pytest_mlperf.report.ci import write_ci_files

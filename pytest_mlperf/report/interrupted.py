@@ -35,10 +35,12 @@ def report_interrupted(item: pytest.Item, exc: BaseException, started: float) ->
         if tracker.status.active:
             tracker.finish(passed=False, reason=text, record=None)
     stop = time.time()
-    report = pytest.TestReport(
-        nodeid=item.nodeid, location=item.location,
-        keywords={name: 1 for name in item.keywords}, outcome="failed", longrepr=text,
-        when="call", sections=[], duration=stop - started, start=started, stop=stop,
-        user_properties=list(item.user_properties),
-    )
-    item.ihook.pytest_runtest_logreport(report=report)
+    # the call, failed; then its teardown, which pytest-html and JUnit wait for to write a test
+    for when, outcome, longrepr, began in (("call", "failed", text, started), ("teardown", "passed", None, stop)):
+        report = pytest.TestReport(
+            nodeid=item.nodeid, location=item.location,
+            keywords={name: 1 for name in item.keywords}, outcome=outcome, longrepr=longrepr,
+            when=when, sections=[], duration=stop - began, start=began, stop=stop,
+            user_properties=list(item.user_properties),
+        )
+        item.ihook.pytest_runtest_logreport(report=report)
