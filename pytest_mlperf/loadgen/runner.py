@@ -67,6 +67,8 @@ class RunResult:
     settings_not_applied: tuple[str, ...] = ()
     #: user.conf values a higher source overrode
     settings_notes: tuple[str, ...] = ()
+    #: answers of no token from the engine
+    empty_answers: int = 0
 
     @property
     def accuracy_log(self) -> Path:
@@ -267,6 +269,9 @@ def run_loadgen(
                 on_progress(progress())  # type: ignore[misc]
             lg.DestroyQSL(qsl)
             sut.destroy()
+    if responder.error is not None:
+        # loadgen's own summary of a failed run may still say VALID: the folder says otherwise
+        mark_untrusted(outdir, "interrupted" if interrupted else _error_text(responder.error) or "failed")
     if interrupted:
         raise KeyboardInterrupt(f"loadgen run interrupted; logs so far in {outdir}")
     if crashed:
@@ -277,7 +282,7 @@ def run_loadgen(
             loadgen_errors=(f"loadgen did not end within {STOP_GRACE_S:g} s of every query being "
                             "answered; it was left running in the background",),
             backend_error=_error_text(responder.error), wall_seconds=wall,
-            output_tokens=responder.output_tokens, timed_out=True,
+            output_tokens=responder.output_tokens, timed_out=True, empty_answers=responder.empty_answers,
         )
 
     backend_error = _error_text(responder.error)
@@ -313,7 +318,21 @@ def run_loadgen(
         timed_out=timed_out.is_set(),
         settings_not_applied=problems,
         settings_notes=notes,
+        empty_answers=responder.empty_answers,
     )
+
+
+#: written into a run's folder when its figures cannot be trusted (loadgen's summary may say VALID)
+UNTRUSTED_FILE = "FIGURES_NOT_VALID.txt"
+
+
+def mark_untrusted(outdir: Path, why: str) -> None:
+    try:
+        (outdir / UNTRUSTED_FILE).write_text(
+            f"The figures of this run cannot be trusted, whatever mlperf_log_summary.txt says: "
+            f"{why}.\nQueries still in flight were answered empty to end the run.\n", encoding="utf-8")
+    except OSError:
+        pass  # the run's own failure is reported; a read-only folder must not hide it
 
 
 def _logged_budget(outdir: Path, scenario: Scenario, mode: Mode) -> Any:

@@ -113,6 +113,8 @@ class LoadgenResponder:
         self.error: BaseException | None = None
         self.completed = 0
         self.output_tokens = 0
+        #: answers of no token at all from the engine (not the bridge's own to a failed run)
+        self.empty_answers = 0
         self.issued = 0
         self._started = time.perf_counter()
         #: response id -> (issue time, first token time or None), for progress figures
@@ -181,6 +183,7 @@ class LoadgenResponder:
                 self._first_sent.discard(rid)
                 self.completed += 1
                 self.output_tokens += len(data)
+                self.empty_answers += not len(data)
                 self._record_latency(rid, len(data))
                 if needs_first:
                     # A streaming scenario must see a first token before completion (loadgen's
