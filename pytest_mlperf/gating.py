@@ -142,7 +142,12 @@ class Gate:
         from pytest_mlperf.core.system import git_commit
 
         commit = records[0].system.commit or git_commit(str(config.rootpath))
-        config.stash[SAVED] = storage.save(opts.storage, records, commit=commit, label=opts.save or None)
+        try:
+            config.stash[SAVED] = storage.save(opts.storage, records, commit=commit, label=opts.save or None)
+        except OSError as exc:  # named, fails the exit status, stops nothing else
+            from pytest_mlperf.report.outputs import write_failed
+
+            write_failed(session, f"the stored session in {opts.storage}", exc)
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:

@@ -42,6 +42,9 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_mlperf.report import hooks as report_hooks
 
     report_hooks.register(config)  # live progress, status files, HTML, JSON, CI files, submission
+    from pytest_mlperf.report import outputs
+
+    outputs.check_writable(config)  # every report's path, before an hour of benchmarks
     gating.register(config)  # thresholds from the command line, stored sessions, comparisons
     devices.register(config)  # under xdist: workers pinned to devices, benchmarks grouped
 
