@@ -110,6 +110,7 @@ def _check_engine_args(opts: Any, specs: Sequence[Any]) -> None:
         cls = backend_class(opts.backend)
     except Exception:  # noqa: BLE001 - a broken entry point is reported when the backend is made
         return
+    _check_installed(opts.backend, cls)
     check = getattr(cls, "check_engine_args", None)
     if check is None:
         return
@@ -125,6 +126,26 @@ def _check_engine_args(opts: Any, specs: Sequence[Any]) -> None:
             source = ("--mlperf-engine-arg (ini mlperf_engine_arg)" if not spec.engine_args
                       else f"the mlperf marker's engine_args of {spec.benchmark} or --mlperf-engine-arg")
             raise pytest.UsageError(f"{source}: backend '{opts.backend}': " + "; ".join(problems))
+
+
+def _check_installed(name: str, cls: Any) -> None:
+    """The packages a backend needs (its ``requires``), found before anything imports them: an
+    ImportError at collection is an INTERNALERROR traceback."""
+    import importlib.util
+    import sys
+
+    def missing(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is None
+        except (ImportError, ValueError):
+            return True
+
+    absent = [m for m in getattr(cls, "requires", ()) if missing(m)]
+    if absent:
+        raise pytest.UsageError(
+            f"--mlperf-backend (ini mlperf_backend): backend '{name}' needs {', '.join(absent)}, "
+            f"which this Python ({sys.executable}) cannot import; install it there "
+            f"(pip install {' '.join(absent)}) or choose another backend (hf runs on any CPU)")
 
 
 def check_inputs(request: pytest.FixtureRequest) -> None:
