@@ -107,20 +107,13 @@ class Gate:
         from pytest_mlperf.gate import thresholds
         from pytest_mlperf.spec import MARKER
 
-        benchmarks = set()
         for item in items:
             spec = item.stash.get(stash.SPEC, None)
             marker = item.get_closest_marker(MARKER)
             if spec is None or marker is None:
                 continue
-            benchmarks.add(spec.benchmark)
             item.stash[stash.SPEC] = thresholds.apply(spec, marker.kwargs, rules)
-        first = not _is_worker(self.config) or self.config.workerinput.get("workerid") == "gw0"  # type: ignore[attr-defined]
-        if benchmarks and first:
-            for rule in thresholds.unmatched(rules, benchmarks):
-                warnings.warn(GateWarning(
-                    f"--mlperf-threshold {rule}: no collected test declares benchmark "
-                    f"'{rule.benchmark}' (they declare {', '.join(sorted(benchmarks))})"), stacklevel=1)
+        # a rule that gates nothing collected is a usage error (run/preflight.py)
 
     # -- the controller: header, save, summary -------------------------------------------------
     def pytest_report_header(self, config: pytest.Config) -> list[str]:

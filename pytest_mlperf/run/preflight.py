@@ -87,7 +87,57 @@ def _check_items(config: pytest.Config, items: Sequence[pytest.Item]) -> None:
         # a conftest or plugin, which need not list its names, the pool finds out on first
         # use and ends the session there, still before any engine starts.)
         raise pytest.UsageError(unknown_backend(opts.backend, names))
+    _check_options_apply(config, items, opts)
     _check_engine_args(opts, specs)
+
+
+def _selected_runs(items: Sequence[pytest.Item]) -> set[tuple[str, Scenario, str]]:
+    """(benchmark, scenario, mode) of every collected benchmark test that will run."""
+    runs = set()
+    for item in items:
+        spec = item.stash.get(stash.SPEC, None)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        scenario, mode = params.get("mlperf_scenario"), params.get("mlperf_mode")
+        if spec is None or scenario is None or not spec.supports(scenario):
+            continue
+        runs.add((spec.benchmark, scenario, getattr(mode, "value", str(mode))))
+    return runs
+
+
+def _check_options_apply(config: pytest.Config, items: Sequence[pytest.Item], opts: Any) -> None:
+    """An option that cannot apply to any collected test would silently do nothing: a usage
+    error naming it and why."""
+    runs = _selected_runs(items)
+    if not runs:
+        return
+    performance = {(b, s) for b, s, m in runs if m == "performance"}
+    if opts.find_peak is not None and not any(s in (Scenario.SERVER, Scenario.INTERACTIVE) for _, s in performance):
+        raise pytest.UsageError(
+            "--mlperf-find-peak (ini mlperf_find_peak): searches the target QPS of Server and "
+            "Interactive performance runs, and no collected test makes one (they run "
+            f"{', '.join(sorted({f'{s.value} {m}' for _, s, m in runs}))}); add "
+            "--mlperf-scenario=Server or drop the option")
+    benchmarks = {b for b, _, _ in runs}
+    from_command_line = bool(config.getoption("mlperf_threshold", None))
+    for rule in opts.thresholds:
+        if rule.benchmark is not None and rule.benchmark not in benchmarks:
+            raise pytest.UsageError(
+                f"--mlperf-threshold (ini mlperf_threshold) {rule.text}: no collected test "
+                f"declares benchmark '{rule.benchmark}' (they declare {', '.join(sorted(benchmarks))}), "
+                "so it would gate nothing")
+        if not from_command_line:
+            continue  # an ini's rules may cover scenarios this session does not run
+        matching = [s for b, s in performance
+                    if (rule.benchmark in (None, b)) and (rule.scenario in (None, s))]
+        if rule.gate in ("max_ttft_ms", "max_tpot_ms"):
+            matching = [s for s in matching if s.streaming]
+        if not matching:
+            raise pytest.UsageError(
+                f"--mlperf-threshold {rule.text}: no collected performance test it applies to "
+                f"(they run {', '.join(sorted({f'{b} {s.value} {m}' for b, s, m in runs}))}"
+                + ("; TTFT and TPOT are measured in the streaming scenarios only: Server, "
+                   "SingleStream, Interactive" if rule.gate in ("max_ttft_ms", "max_tpot_ms") else "")
+                + "), so it would gate nothing")
 
 
 def unknown_backend(name: str, known: set[str]) -> str:
