@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import enum
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -439,6 +440,10 @@ def _endpoint_options(config: pytest.Config, o: Callable[[str], Option], raw: Ca
     env = (raw(o("api-key-env")) or "").strip()
     if env and not env.replace("_", "").isalnum():
         raise _usage(o("api-key-env"), env, "expected the NAME of an environment variable")
+    if env and not os.environ.get(env) and not hasattr(config, "workerinput"):
+        # at configure, not at the engine's start after the collection and the model's tokenizer
+        raise _usage(o("api-key-env"), env, f"the environment variable {env} is not set (or "
+                     "empty): export it with the endpoints' API key (its value is never written)")
     values["api_key_env"] = env or None
     timeout = raw(o("endpoint-timeout"))
     try:
