@@ -270,6 +270,8 @@ def parse(config: pytest.Config) -> MlperfOptions:
     values.update(_endpoint_options(config, o, raw, values["backend"]))
     if raw(o("model")):
         values["model"] = _path(o("model"), raw(o("model")), base(o("model")), must_exist=True, kind="model folder")
+    if values.get("endpoints") and values.get("model") is not None:
+        _served_tokenizer(o("model"), raw(o("model")), values["model"])
     if raw(o("dataset")):
         values["dataset"] = _path(o("dataset"), raw(o("dataset")), base(o("dataset")), must_exist=True, kind="data set file")
     if raw(o("user-conf")):
@@ -398,6 +400,18 @@ def _user_conf(opt: Option, path: Path) -> Path:
     except SettingsError as exc:
         raise pytest.UsageError(f"{opt.flag} (ini {opt.ini}): {exc}") from None
     return path
+
+
+def _served_tokenizer(opt: Option, raw: str, folder: Path) -> None:
+    """With endpoints, ``--mlperf-model`` is only the served model's tokenizer: a folder without
+    one is refused here, not by transformers at the first test."""
+    from pytest_mlperf.backends.base import TOKENIZER_FILES
+
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise _usage(opt, raw, f"with --mlperf-endpoint this folder gives the served model's "
+                     f"tokenizer, and {folder} holds none ({', '.join(TOKENIZER_FILES)}): copy the "
+                     "model's tokenizer files into it, or leave --mlperf-model out to use the "
+                     "embedded model's")
 
 
 def _output(opt: Option, path: Path) -> Path:

@@ -3,7 +3,9 @@
 - a model folder with code of its own: 'signal only works in main thread' (transformers asks on
   the terminal, from the engine's thread);
 - a relative path in an ini file: resolved against the current directory, not the ini's folder;
-- a data set folder: 'data set file not found'."""
+- a data set folder: 'data set file not found';
+- a served model's --mlperf-model folder without a tokenizer: transformers' message at the first
+  test; an unset API key variable: found at the engine's start."""
 
 from __future__ import annotations
 
@@ -56,6 +58,17 @@ def _dataset_folder(path: Path) -> list[str]:
     return ["--mlperf-dataset=cnn"]
 
 
+def _served_config_only(path: Path) -> list[str]:
+    (path / "served").mkdir()
+    shutil.copy(MODEL_DIR / "config.json", path / "served" / "config.json")
+    return ["--mlperf-endpoint=http://127.0.0.1:9", "--mlperf-served-model=m", "--mlperf-model=served"]
+
+
+def _api_key_unset(path: Path) -> list[str]:
+    return ["--mlperf-endpoint=http://127.0.0.1:9", "--mlperf-served-model=m",
+            "--mlperf-api-key-env=MLPERF_SURELY_UNSET_KEY"]
+
+
 # (case, set up -> extra args, exit status, must say, must not say)
 CASES: list[tuple[str, Callable[[Path], list[str]], int, str, str]] = [
     ("vllm-not-installed", _no_vllm, pytest.ExitCode.USAGE_ERROR,
@@ -63,6 +76,10 @@ CASES: list[tuple[str, Callable[[Path], list[str]], int, str, str]] = [
     ("model-with-custom-code", _custom_code, pytest.ExitCode.TESTS_FAILED,
      "needs Python code of its own (config.json auto_map: AutoModelForCausalLM: modeling_mine", "signal only works"),
     ("relative-ini-path", _ini_relative, pytest.ExitCode.OK, "dataset={path}/conf/data.json", "no such data set file"),
+    ("served-model-folder-without-tokenizer", _served_config_only, pytest.ExitCode.USAGE_ERROR,
+     "gives the served model's tokenizer, and {path}/served holds none", "AutoTokenizer"),
+    ("api-key-variable-unset", _api_key_unset, pytest.ExitCode.USAGE_ERROR,
+     "the environment variable MLPERF_SURELY_UNSET_KEY is not set", "Traceback"),
     ("data-set-folder", _dataset_folder, pytest.ExitCode.USAGE_ERROR,
      "cnn is a folder, not a data set file; name the file in it", "not found"),
 ]
