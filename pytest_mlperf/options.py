@@ -200,7 +200,7 @@ def _path(opt: Option, raw: str, base: Path, *, must_exist: bool, kind: str) -> 
         path = (base / path).resolve()
     if must_exist and not path.exists():
         raise _usage(opt, raw, f"no such {kind}: {path}")
-    if must_exist and kind.endswith("file") and path.is_dir():
+    if must_exist and kind == "data set file" and path.is_dir():  # (user.conf: _user_conf says more)
         raise _usage(opt, raw, f"{path} is a folder, not a {kind}; name the file in it")
     return path
 
