@@ -70,7 +70,7 @@ class Gate:
         try:
             found = storage.find(opts.storage, machine, opts.compare)
         except storage.StorageError as exc:
-            if opts.compare == "last":
+            if opts.compare == "last" and isinstance(exc, storage.NoStoredSession):
                 # The first pipeline on a runner has nothing to compare with yet.
                 notes.append(f"nothing to compare with: {exc}")
                 self.config.issue_config_time_warning(GateWarning(f"--mlperf-compare: {exc}"), 2)

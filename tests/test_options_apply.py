@@ -38,3 +38,15 @@ def test_the_same_options_where_they_apply_are_taken(pytester: pytest.Pytester) 
                                 "--mlperf-mode=performance", "--mlperf-threshold=Server:ttft_p99_ms<=60000",
                                 "--collect-only")
     assert result.ret == pytest.ExitCode.OK, result.stderr.str()
+
+
+def test_a_corrupt_stored_session_stops_the_session_by_name(pytester: pytest.Pytester) -> None:
+    """Was a warning ('nothing to compare with'), and the regression gate silently off."""
+    args = [*setup(pytester), "--mlperf-backend=copy", "--mlperf-scenario=Offline", "--mlperf-mode=performance",
+            f"--mlperf-storage={pytester.path / 'stored'}"]
+    pytester.runpytest(*args, "--mlperf-save").assert_outcomes(passed=1)
+    (saved,) = (pytester.path / "stored").rglob("0001_*.json")
+    saved.write_text(saved.read_text()[:100])  # cut short (a full disk, a killed copy)
+    result = pytester.runpytest(*args, "--mlperf-compare-fail=tokens_per_second:5%")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()[-2000:]
+    result.stderr.fnmatch_lines([f"*--mlperf-compare (ini mlperf_compare): {saved}: cannot read a stored session*"])
