@@ -50,3 +50,17 @@ def test_a_corrupt_stored_session_stops_the_session_by_name(pytester: pytest.Pyt
     result = pytester.runpytest(*args, "--mlperf-compare-fail=tokens_per_second:5%")
     assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()[-2000:]
     result.stderr.fnmatch_lines([f"*--mlperf-compare (ini mlperf_compare): {saved}: cannot read a stored session*"])
+
+
+def test_a_user_conf_aimed_only_at_another_benchmark_is_refused(pytester: pytest.Pytester) -> None:
+    args = setup(pytester)
+    conf = pytester.path / "user.conf"
+    conf.write_text("llama2-70b.Offline.min_duration = 1000\n")
+    result = pytester.runpytest(*args, "--mlperf-backend=copy", "--mlperf-scenario=Offline", f"--mlperf-user-conf={conf}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()[-2000:]
+    result.stderr.fnmatch_lines(["*--mlperf-user-conf (ini mlperf_user_conf) *user.conf: no line applies to a collected "
+                                 "test (its lines name llama2-70b.Offline; the tests run llama3_1-8b.Offline)*"])
+    conf.write_text("llama2-70b.Offline.min_duration = 1000\n*.Offline.min_duration = 1000\n")
+    result = pytester.runpytest(*args, "--mlperf-backend=copy", "--mlperf-scenario=Offline",
+                                f"--mlperf-user-conf={conf}", "--collect-only")
+    assert result.ret == pytest.ExitCode.OK, result.stderr.str()

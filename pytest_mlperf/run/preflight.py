@@ -117,6 +117,8 @@ def _check_options_apply(config: pytest.Config, items: Sequence[pytest.Item], op
             "Interactive performance runs, and no collected test makes one (they run "
             f"{', '.join(sorted({f'{s.value} {m}' for _, s, m in runs}))}); add "
             "--mlperf-scenario=Server or drop the option")
+    if opts.user_conf is not None:
+        _check_user_conf_applies(opts.user_conf, runs)
     benchmarks = {b for b, _, _ in runs}
     from_command_line = bool(config.getoption("mlperf_threshold", None))
     for rule in opts.thresholds:
@@ -256,3 +258,24 @@ def prompt_problem(prompts: Sequence[Sequence[int]], path: Path, *, vocab: int |
                     "'tok_input' to tokenize them with this model's tokenizer, or use the model "
                     "they were made for")
     return None
+
+
+def _check_user_conf_applies(path: Path, runs: set[tuple[str, Scenario, str]]) -> None:
+    """A user.conf none of whose lines any collected test reads (every line names another
+    benchmark or scenario) would change nothing."""
+    from pytest_mlperf.loadgen.settings import SettingsError, conf_model
+    from pytest_mlperf.loadgen.userconf import read_user_conf
+
+    try:
+        lines = read_user_conf(path)
+    except SettingsError:
+        return  # configure said so already
+    wanted = {(conf_model(b, s), s.loadgen_name) for b, s, _ in runs}
+    if not lines or any(line.applies_to(m, sc) for line in lines for m, sc in wanted):
+        return
+    named = sorted({f"{line.model}.{line.scenario}" for line in lines})
+    raise pytest.UsageError(
+        f"--mlperf-user-conf (ini mlperf_user_conf) {path}: no line applies to a collected test "
+        f"(its lines name {', '.join(named)}; the tests run "
+        f"{', '.join(sorted(f'{m}.{sc}' for m, sc in wanted))}), so it would change nothing; "
+        "name the collected benchmark and scenario (or *) in it")
