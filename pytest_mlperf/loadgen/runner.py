@@ -211,7 +211,8 @@ def run_loadgen(
                                f"({logged.basis})")
             if elapsed >= limit:
                 timed_out.set()
-                responder.fail(TimeoutError(f"the run did not finish within {limit:g} s ({why})"))
+                responder.fail(TimeoutError(f"the run did not finish within {limit:g} s ({why})"
+                                            + _unanswered(responder, backend)))
                 return
 
     watchdog = threading.Thread(target=watch, name="mlperf-watchdog", daemon=True)
@@ -320,6 +321,16 @@ def run_loadgen(
         settings_notes=notes,
         empty_answers=responder.empty_answers,
     )
+
+
+def _unanswered(responder: Any, backend: Backend) -> str:
+    """Who owed the answers at the time limit: the backend, and its endpoints when served."""
+    waiting = responder.progress().in_flight
+    if not waiting:
+        return ""
+    endpoints = getattr(getattr(backend, "system", None), "endpoints", ()) or ()
+    where = f" at {', '.join(endpoints)}" if endpoints else ""
+    return f"; {waiting} queries were still unanswered by backend '{backend.name}'{where}"
 
 
 #: written into a run's folder when its figures cannot be trusted (loadgen's summary may say VALID)
