@@ -190,3 +190,32 @@ def test_the_signal_handler_raises_once_then_hurries(monkeypatch: pytest.MonkeyP
         for signum, handler in saved.items():
             signal.signal(signum, handler)
     assert given_back is signal.SIG_DFL
+
+
+THIRD = '''
+import os, signal, time
+from pytest_mlperf.core import shutdown
+
+shutdown.install()
+shutdown.SAME_SIGNAL_S = 0.0
+try:
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(2)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+os.kill(os.getpid(), signal.SIGTERM)  # hurries
+time.sleep(0.2)
+print("hurried", shutdown.HURRY.is_set(), flush=True)
+os.kill(os.getpid(), signal.SIGTERM)  # ends the process
+time.sleep(2)
+print("survived", flush=True)
+'''
+
+
+def test_a_third_signal_ends_the_process_at_once() -> None:
+    """Report writing that hangs can still be stopped without kill -9."""
+    done = subprocess.run([sys.executable, "-c", THIRD], capture_output=True, text=True, timeout=60,
+                          preexec_fn=_default_signals)
+    assert done.returncode == 128 + signal.SIGTERM, done
+    assert done.stdout.split() == ["interrupted", "hurried", "True"], done
+    assert "a third time: exiting now" in done.stderr

@@ -7,7 +7,7 @@ empty, and pytest goes down its interrupt path, which writes every report. SIGTE
 runners and Kubernetes send) and SIGHUP take the same path instead of killing the process
 outright. Once the session is writing its reports (``pytest_sessionfinish``) a signal no longer
 raises: the reports are what the user is waiting for. A second signal only hurries: engines
-still closing are abandoned at once (:data:`HURRY`).
+still closing are abandoned at once (:data:`HURRY`). A third ends the process at once.
 
 Under xdist the controller does not stop at the first signal: it passes it on to its workers
 (a SIGTERM sent to the controller alone reaches them too) and goes on receiving their reports;
@@ -43,6 +43,7 @@ class _State:
         self.signum: int | None = None
         self.at = 0.0
         self.finishing = False
+        self.count = 0
         self.depth = 0
         self.previous: dict[int, Any] = {}
         #: an xdist controller's workers, to pass a signal on to
@@ -85,6 +86,7 @@ def uninstall() -> None:
 
 def reset() -> None:
     _state.signum = None
+    _state.count = 0
     _state.finishing = False
     _state.workers.clear()
     HURRY.clear()
@@ -118,15 +120,22 @@ def _on_signal(signum: int, frame: Any) -> None:
     if _state.signum is not None or _state.finishing:
         if _state.signum is not None and now - _state.at < SAME_SIGNAL_S:
             return
+        _state.count += 1
+        if _state.count >= 3:  # a third: the user will not wait for the reports either
+            sys.stderr.write(f"\npytest-mlperf: {name} a third time: exiting now, reports may be "
+                             "incomplete\n")
+            sys.stderr.flush()
+            os._exit(128 + signum if signum != signal.SIGINT else 2)
         if _state.signum is None:
-            _state.signum, _state.at = signum, now
+            _state.signum, _state.at, _state.count = signum, now, 1
+        _state.at = now
         HURRY.set()
         sys.stderr.write(f"\npytest-mlperf: {name} again: not waiting for engines any more; "
                          "the reports are being written\n")
         if _state.workers and not _state.finishing:
             raise KeyboardInterrupt(f"{name} received twice")
         return
-    _state.signum, _state.at = signum, now
+    _state.signum, _state.at, _state.count = signum, now, 1
     if _state.workers:
         sys.stderr.write(f"\npytest-mlperf: {name}: stopping the workers' tests; their reports "
                          "are being written (again to stop at once)\n")
