@@ -70,7 +70,7 @@ class Gate:
         try:
             found = storage.find(opts.storage, machine, opts.compare)
         except storage.StorageError as exc:
-            if opts.compare == "last":
+            if opts.compare == "last" and isinstance(exc, storage.NoStoredSession):
                 # The first pipeline on a runner has nothing to compare with yet.
                 notes.append(f"nothing to compare with: {exc}")
                 self.config.issue_config_time_warning(GateWarning(f"--mlperf-compare: {exc}"), 2)
@@ -107,20 +107,13 @@ class Gate:
         from pytest_mlperf.gate import thresholds
         from pytest_mlperf.spec import MARKER
 
-        benchmarks = set()
         for item in items:
             spec = item.stash.get(stash.SPEC, None)
             marker = item.get_closest_marker(MARKER)
             if spec is None or marker is None:
                 continue
-            benchmarks.add(spec.benchmark)
             item.stash[stash.SPEC] = thresholds.apply(spec, marker.kwargs, rules)
-        first = not _is_worker(self.config) or self.config.workerinput.get("workerid") == "gw0"  # type: ignore[attr-defined]
-        if benchmarks and first:
-            for rule in thresholds.unmatched(rules, benchmarks):
-                warnings.warn(GateWarning(
-                    f"--mlperf-threshold {rule}: no collected test declares benchmark "
-                    f"'{rule.benchmark}' (they declare {', '.join(sorted(benchmarks))})"), stacklevel=1)
+        # a rule that gates nothing collected is a usage error (run/preflight.py)
 
     # -- the controller: header, save, summary -------------------------------------------------
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
@@ -144,8 +137,13 @@ class Gate:
         commit = records[0].system.commit or git_commit(str(config.rootpath))
         from pytest_mlperf.gate.outputs import outputs_to_store
 
-        config.stash[SAVED] = storage.save(opts.storage, records, commit=commit, label=opts.save or None,
-                                           outputs=outputs_to_store(records))
+        try:
+            config.stash[SAVED] = storage.save(opts.storage, records, commit=commit, label=opts.save or None,
+                                               outputs=outputs_to_store(records))
+        except OSError as exc:  # named, fails the exit status, stops nothing else
+            from pytest_mlperf.report.outputs import write_failed
+
+            write_failed(session, f"the stored session in {opts.storage}", exc)
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import enum
 import json
+import os
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -265,12 +266,16 @@ def _positive_int(opt: Option, raw: str) -> int:
     return value
 
 
-def _path(opt: Option, raw: str, rootpath: Path, *, must_exist: bool, kind: str) -> Path:
+def _path(opt: Option, raw: str, base: Path, *, must_exist: bool, kind: str) -> Path:
+    """``raw`` made absolute against ``base`` (the ini file's folder for an ini value, else the
+    current directory)."""
     path = Path(raw).expanduser()
     if not path.is_absolute():
-        path = (Path.cwd() / path).resolve()
+        path = (base / path).resolve()
     if must_exist and not path.exists():
         raise _usage(opt, raw, f"no such {kind}: {path}")
+    if must_exist and kind == "data set file" and path.is_dir():  # (user.conf: _user_conf says more)
+        raise _usage(opt, raw, f"{path} is a folder, not a {kind}; name the file in it")
     return path
 
 
@@ -318,6 +323,12 @@ def parse(config: pytest.Config) -> MlperfOptions:
             return list(value or [])
         return None if value in (None, "") else str(value)
 
+    def base(opt: Option) -> Path:
+        """Where a relative path of ``opt`` starts: the ini file's folder when the ini gave it."""
+        if config.getoption(opt.ini) is None and config.inipath is not None:
+            return config.inipath.parent
+        return Path.cwd()
+
     by_name = {o.name: o for o in OPTIONS}
     o = by_name.__getitem__
     values: dict[str, Any] = {}
@@ -336,14 +347,15 @@ def parse(config: pytest.Config) -> MlperfOptions:
             raise _usage(o("allow-nonconformant"), allow, "expected true or false (the bare flag: true)")
         values["allow_nonconformant"] = allow.strip().lower() in ("true", "yes", "1", "on")
 
-    root = config.rootpath
     values.update(_endpoint_options(config, o, raw, values["backend"]))
     if raw(o("model")):
-        values["model"] = _path(o("model"), raw(o("model")), root, must_exist=True, kind="model folder")
+        values["model"] = _path(o("model"), raw(o("model")), base(o("model")), must_exist=True, kind="model folder")
+    if values.get("endpoints") and values.get("model") is not None:
+        _served_tokenizer(o("model"), raw(o("model")), values["model"])
     if raw(o("dataset")):
-        values["dataset"] = _path(o("dataset"), raw(o("dataset")), root, must_exist=True, kind="data set file")
+        values["dataset"] = _path(o("dataset"), raw(o("dataset")), base(o("dataset")), must_exist=True, kind="data set file")
     if raw(o("user-conf")):
-        values["user_conf"] = _user_conf(o("user-conf"), _path(o("user-conf"), raw(o("user-conf")), root, must_exist=True, kind="user.conf file"))
+        values["user_conf"] = _user_conf(o("user-conf"), _path(o("user-conf"), raw(o("user-conf")), base(o("user-conf")), must_exist=True, kind="user.conf file"))
     for name in ("run-timeout", "engine-timeout"):
         if raw(o(name)):
             try:
@@ -355,19 +367,20 @@ def parse(config: pytest.Config) -> MlperfOptions:
     for name in ("total-samples", "performance-samples"):
         if raw(o(name)):
             values[name.replace("-", "_")] = _positive_int(o(name), raw(o(name)))
-    values["output"] = _output(o("output"), _path(o("output"), raw(o("output")), root, must_exist=False, kind="folder"))
+    values["output"] = _output(o("output"), _path(o("output"), raw(o("output")), base(o("output")), must_exist=False, kind="folder"))
     try:
         values["settings"] = _pairs(o("setting"), raw(o("setting")), _number)
     except ValueError as exc:
         raise _usage(o("setting"), raw(o("setting")), f"values must be numbers ({exc})") from exc
     values["settings"] = _check_settings(o("setting"), values["settings"], values["scenarios"])
     values["engine_args"] = _pairs(o("engine-arg"), raw(o("engine-arg")), _json_or_str)
-    values.update(_gate_options(o, raw))
-    values.update(_report_options(o, raw))
+    values.update(_gate_options(o, raw, base))
+    values.update(_report_options(o, raw, base))
     return MlperfOptions(**values)
 
 
-def _gate_options(o: Callable[[str], Option], raw: Callable[[Option], Any]) -> dict[str, Any]:
+def _gate_options(o: Callable[[str], Option], raw: Callable[[Option], Any],
+                  base: Callable[[Option], Path]) -> dict[str, Any]:
     """Thresholds, repeats, stored sessions and comparisons, xdist devices, compliance, peak."""
     values: dict[str, Any] = {}
     rules = []
@@ -384,7 +397,7 @@ def _gate_options(o: Callable[[str], Option], raw: Callable[[Option], Any]) -> d
     save = raw(o("save"))
     if save is not None and save.strip().lower() not in ("false", "no", "0", "off"):
         values["save"] = "" if save.strip().lower() in ("true", "yes", "1", "on") else save.strip()
-    values["storage"] = _path(o("storage"), raw(o("storage")), Path.cwd(), must_exist=False, kind="folder")
+    values["storage"] = _path(o("storage"), raw(o("storage")), base(o("storage")), must_exist=False, kind="folder")
     bounds = []
     for text in raw(o("compare-fail")):
         try:
@@ -413,7 +426,8 @@ def _gate_options(o: Callable[[str], Option], raw: Callable[[Option], Any]) -> d
     return values
 
 
-def _report_options(o: Callable[[str], Option], raw: Callable[[Option], Any]) -> dict[str, Any]:
+def _report_options(o: Callable[[str], Option], raw: Callable[[Option], Any],
+                    base: Callable[[Option], Path]) -> dict[str, Any]:
     """Live progress, the results JSON, the submission tree."""
     values: dict[str, Any] = {}
     interval = raw(o("progress-interval"))
@@ -424,20 +438,20 @@ def _report_options(o: Callable[[str], Option], raw: Callable[[Option], Any]) ->
     if values["progress_interval"] < 0:
         raise _usage(o("progress-interval"), interval, "expected a number of seconds >= 0")
     if raw(o("json")):
-        values["json"] = _path(o("json"), raw(o("json")), Path.cwd(), must_exist=False, kind="file")
+        values["json"] = _path(o("json"), raw(o("json")), base(o("json")), must_exist=False, kind="file")
     tree = {name: raw(o(name)) for name in ("submission-dir", "submitter", "system-desc")}
     if any(tree.values()):
         missing = [o(name).flag for name, value in tree.items() if not value]
         if missing:
             given = next(name for name, value in tree.items() if value)
             raise _usage(o(given), tree[given], "the submission tree needs " + " and ".join(missing))
-        values["submission_dir"] = _path(o("submission-dir"), tree["submission-dir"], Path.cwd(),
+        values["submission_dir"] = _path(o("submission-dir"), tree["submission-dir"], base(o("submission-dir")),
                                          must_exist=False, kind="folder")
         submitter = tree["submitter"].strip()
         if not submitter or any(c in submitter for c in "/\\") or submitter in (".", ".."):
             raise _usage(o("submitter"), tree["submitter"], "expected an organization name usable as a folder name")
         values["submitter"] = submitter
-        values["system_desc"] = _path(o("system-desc"), tree["system-desc"], Path.cwd(),
+        values["system_desc"] = _path(o("system-desc"), tree["system-desc"], base(o("system-desc")),
                                       must_exist=True, kind="system description file")
     return values
 
@@ -468,6 +482,18 @@ def _user_conf(opt: Option, path: Path) -> Path:
     except SettingsError as exc:
         raise pytest.UsageError(f"{opt.flag} (ini {opt.ini}): {exc}") from None
     return path
+
+
+def _served_tokenizer(opt: Option, raw: str, folder: Path) -> None:
+    """With endpoints, ``--mlperf-model`` is only the served model's tokenizer: a folder without
+    one is refused here, not by transformers at the first test."""
+    from pytest_mlperf.backends.base import TOKENIZER_FILES
+
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise _usage(opt, raw, f"with --mlperf-endpoint this folder gives the served model's "
+                     f"tokenizer, and {folder} holds none ({', '.join(TOKENIZER_FILES)}): copy the "
+                     "model's tokenizer files into it, or leave --mlperf-model out to use the "
+                     "embedded model's")
 
 
 def _output(opt: Option, path: Path) -> Path:
@@ -510,6 +536,10 @@ def _endpoint_options(config: pytest.Config, o: Callable[[str], Option], raw: Ca
     env = (raw(o("api-key-env")) or "").strip()
     if env and not env.replace("_", "").isalnum():
         raise _usage(o("api-key-env"), env, "expected the NAME of an environment variable")
+    if env and not os.environ.get(env) and not hasattr(config, "workerinput"):
+        # at configure, not at the engine's start after the collection and the model's tokenizer
+        raise _usage(o("api-key-env"), env, f"the environment variable {env} is not set (or "
+                     "empty): export it with the endpoints' API key (its value is never written)")
     values["api_key_env"] = env or None
     timeout = raw(o("endpoint-timeout"))
     try:

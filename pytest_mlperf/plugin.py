@@ -25,8 +25,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from pytest_mlperf.core import shutdown
     from pytest_mlperf.run import devices
 
+    shutdown.install()  # Ctrl-C, SIGTERM, SIGHUP: one path, every report written
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(shutdown.WorkerSignals(), "mlperf-worker-signals")
     devices.pin(config)  # an xdist worker: CUDA_VISIBLE_DEVICES before anything loads an engine
     from pytest_mlperf import backends, fixtures, gating
 
@@ -40,6 +44,9 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_mlperf.report import hooks as report_hooks
 
     report_hooks.register(config)  # live progress, status files, HTML, JSON, CI files, submission
+    from pytest_mlperf.report import outputs
+
+    outputs.check_writable(config)  # every report's path, before an hour of benchmarks
     gating.register(config)  # thresholds from the command line, stored sessions, comparisons
     devices.register(config)  # under xdist: workers pinned to devices, benchmarks grouped
 
@@ -119,7 +126,16 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
     if result is None:
         return (yield)
     # The benchmark runs here, in the call phase, before the test body reads its result.
-    result.execute()
+    import time
+
+    started = time.time()
+    try:
+        result.execute()
+    except KeyboardInterrupt as exc:
+        from pytest_mlperf.report.interrupted import report_interrupted
+
+        report_interrupted(item, exc, started)  # named in JUnit, HTML, the terminal, its status
+        raise
     from pytest_mlperf.gating import after_run
 
     after_run(item, result)  # repeats, peak search, TEST06 into the record; regression gates
@@ -149,17 +165,36 @@ def pytest_keyboard_interrupt() -> None:
     engines.INTERRUPTED.set()  # engines closing now get seconds, not the engine timeout
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    from pytest_mlperf.core import bounded
+    from pytest_mlperf.core import bounded, shutdown
+    from pytest_mlperf.run import engines
 
+    shutdown.finishing()  # a signal from here on hurries, never interrupts the reports
     session.config.stash[bounded.EXIT_STATUS] = int(exitstatus)
+    pool = session.config.stash.get(engines.POOL, None)
+    if pool is not None:
+        # Before pytest's own fixture teardown, which would let a close error out of session
+        # finish and take every report after it down (an interrupt, -x: no last teardown).
+        for error in pool.close(raise_errors=False):
+            _say(session.config, f"pytest-mlperf: {error}")
+
+
+def _say(config: pytest.Config, line: str) -> None:
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is not None:
+        terminal.write_line(line, yellow=True)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
-    from pytest_mlperf.core import bounded
+    from pytest_mlperf.core import bounded, shutdown
+    from pytest_mlperf.run import engines
 
-    bounded.exit_if_unsafe(config)  # a loadgen run left going after a Ctrl-C; reports are written
+    shutdown.uninstall()
+    # A loadgen run left going, or after an interrupt an engine left generating: the process
+    # ends without the interpreter's own exit (reports are written); 128 + SIGTERM/SIGHUP.
+    bounded.exit_if_unsafe(config, interrupted=engines.INTERRUPTED.is_set())
 
 
 class _RecordCollector:

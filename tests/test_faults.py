@@ -216,6 +216,8 @@ def test_a_broken_answer_fails_the_run_at_once(tmp_path: Path, scenario: Scenari
 def test_a_dead_backend_thread_ends_at_the_time_limit(tmp_path: Path, scenario: Scenario) -> None:
     result, took = run(tmp_path, Scripted(_raises), scenario, timeout_s=2)
     assert result.timed_out and "did not finish within 2 s" in (result.backend_error or "")
+    # who owed the answers is named (a served backend names its endpoints too)
+    assert "queries were still unanswered by backend" in (result.backend_error or ""), result.backend_error
     assert took < 10
     assert result.detail_log.is_file()
 

@@ -237,12 +237,12 @@ def test_command_line_thresholds_win_by_specificity(pytester: pytest.Pytester) -
     result.stdout.fnmatch_lines(["*tokens/s * < min_tokens_per_second 1e+09*"])
 
 
-def test_a_threshold_for_no_collected_benchmark_warns(pytester: pytest.Pytester) -> None:
+def test_a_threshold_for_no_collected_benchmark_is_refused(pytester: pytest.Pytester) -> None:
     args = _world(pytester)
     result = pytester.runpytest(*args, "--mlperf-threshold=llama3.1-8B:tokens_per_second>=1")
-    result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*GateWarning: --mlperf-threshold llama3.1-8B:tokens_per_second>=1: no collected "
-                                 "test declares benchmark 'llama3.1-8B' (they declare llama3.1-8b)*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--mlperf-threshold (ini mlperf_threshold) llama3.1-8B:tokens_per_second>=1: no "
+                                 "collected test declares benchmark 'llama3.1-8B' (they declare llama3.1-8b)*"])
 
 
 def test_saved_records_survive_a_reload_and_number_on(tmp_path: Path) -> None:

@@ -34,6 +34,8 @@ _DTYPES = ("float32", "float16", "bfloat16", "float64", "float", "half", "double
 
 class HFBackend(Backend):
     name = "hf"
+    #: checked at collection (a missing package is a usage error, not a traceback)
+    requires = ("torch", "transformers")
     streaming = True
 
     def start(self) -> None:
@@ -47,7 +49,8 @@ class HFBackend(Backend):
         device = args.pop("device", "cuda" if torch.cuda.is_available() else "cpu")
         dtype = args.pop("dtype", "float32" if device == "cpu" else "bfloat16")
         load_format = str(args.pop("load_format", "auto"))
-        config = AutoConfig.from_pretrained(path)
+        trusted = _refuse_untrusted_code(path, args)
+        config = AutoConfig.from_pretrained(path, **trusted)
         self._torch = torch
         self._device = torch.device(device)
         #: torch's thread count on the generating thread; None leaves torch's default
@@ -165,6 +168,13 @@ class HFBackend(Backend):
                     self._pending.put(_STOP)
                     break
                 waiting.append(item)
+            if self._cancel.is_set():
+                # Closing: the queries still waiting are answered failed, not generated (a
+                # large Offline run would otherwise prefill every batch left, for minutes).
+                closed = RuntimeError("the hf backend was closed before generating this query")
+                for responder in {id(r): r for _, r in waiting}.values():
+                    responder.fail(closed)
+                return
             # Similar lengths together waste less padding; arrival order is kept otherwise.
             waiting.sort(key=lambda qr: len(qr[0].prompt))
             batch, waiting = waiting[: self._batch_size], waiting[self._batch_size :]
@@ -254,3 +264,21 @@ def _as_tuple(value: Any) -> tuple[int, ...]:
     if value is None:
         return ()
     return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+
+
+def _refuse_untrusted_code(path: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """A model folder whose config.json names code of its own runs it only when the user said
+    ``trust_remote_code=true``; otherwise it is refused here by name. (Left to transformers, the
+    question it asks on the terminal fails on the engine's thread with 'signal only works in
+    main thread'.) The keyword arguments for ``AutoConfig``."""
+    from pytest_mlperf.data.modelinfo import custom_code
+
+    code = custom_code(path)
+    if code is None:
+        return {}
+    if args.get("trust_remote_code") is True:
+        return {"trust_remote_code": True}
+    raise ValueError(
+        f"the model folder {path} needs Python code of its own (config.json auto_map: {code}); "
+        "transformers runs it only when told to: pass --mlperf-engine-arg trust_remote_code=true "
+        "if you trust the code in that folder")

@@ -329,7 +329,8 @@ class OpenAIBackend(Backend):
         import aiohttp
 
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.endpoint_timeout
+        began = loop.time()
+        deadline = began + self.endpoint_timeout
         quick = aiohttp.ClientTimeout(total=min(10.0, self.endpoint_timeout))
         last = "no answer"
         while True:
@@ -342,6 +343,11 @@ class OpenAIBackend(Backend):
                             if models.status == 200:
                                 return
                             last = f"/v1/models answered HTTP {models.status}"
+                            if models.status in (404, 405):
+                                # a web server, but no OpenAI API: waiting would not change that
+                                raise EndpointError(endpoint.url, f"is not an OpenAI-compatible "
+                                                    f"server: /health and {last}; check the URL "
+                                                    "(its host, port and path)")
                     else:
                         last = f"/health answered HTTP {resp.status}"
                     if resp.status in (401, 403):
@@ -349,6 +355,11 @@ class OpenAIBackend(Backend):
                                                           "(--mlperf-api-key-env)")
             except self._errors as exc:
                 last = "no answer" if isinstance(exc, asyncio.TimeoutError) else self._cause(exc)
+                if _refused(exc) and loop.time() - began >= REFUSED_GRACE_S:
+                    raise EndpointError(endpoint.url, f"connection refused for {REFUSED_GRACE_S:g} s: "
+                                        "nothing listens there (a starting vLLM server listens "
+                                        "before it is ready); start the server first, or check "
+                                        "the host and port") from None
             if loop.time() >= deadline:
                 raise EndpointError(endpoint.url, f"not ready within {self.endpoint_timeout:g} s "
                                                   f"(--mlperf-endpoint-timeout): {last}")
@@ -691,3 +702,13 @@ def metric_total(text: str, name: str) -> float | None:
             continue
         found = True
     return total if found else None
+
+
+#: how long an endpoint may refuse connections before the start fails: a server a fixture just
+#: launched may take a moment to listen; one that is not there never will
+REFUSED_GRACE_S = 5.0
+
+
+def _refused(exc: BaseException) -> bool:
+    """The connection was refused (nothing listens at the address)."""
+    return isinstance(exc, ConnectionRefusedError) or isinstance(getattr(exc, "os_error", None), ConnectionRefusedError)

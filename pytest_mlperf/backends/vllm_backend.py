@@ -132,6 +132,8 @@ class VllmBackend(Backend):
 
     name = "vllm"
     streaming = True
+    #: checked at collection (a missing package is a usage error, not a traceback)
+    requires = ("vllm",)
 
     def __init__(self, system: SystemSpec, engine_args: Mapping[str, Any] | None = None,
                  generation: GenerationConfig | None = None, tokenizer: Any = None) -> None:

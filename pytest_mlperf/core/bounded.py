@@ -10,8 +10,6 @@ written its reports (the plugin calls it last, in ``pytest_unconfigure``).
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,22 +41,26 @@ _abandoned: list[_Abandoned] = []
 _lock = threading.Lock()
 
 
-def wait(done: threading.Event, timeout_s: float | None) -> bool:
-    """``done.wait(timeout_s)`` that a Ctrl-C interrupts at once (KeyboardInterrupt)."""
+def wait(done: threading.Event, timeout_s: float | None, *, hurry: bool = False) -> bool:
+    """``done.wait(timeout_s)`` that a Ctrl-C interrupts at once (KeyboardInterrupt); with
+    ``hurry``, a second signal (:data:`.shutdown.HURRY`) ends the wait too, unfinished."""
     import time
+
+    from pytest_mlperf.core.shutdown import HURRY
 
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
         left = SLICE_S if deadline is None else min(SLICE_S, deadline - time.monotonic())
-        if left <= 0:
+        if left <= 0 or (hurry and HURRY.is_set()):
             return done.is_set()
         if done.wait(left):
             return True
 
 
-def call(fn: Callable[[], T], *, timeout_s: float | None, what: str) -> T:
+def call(fn: Callable[[], T], *, timeout_s: float | None, what: str, hurry: bool = False) -> T:
     """``fn()`` on a thread of its own; :class:`DeadlineExceeded` after ``timeout_s`` (None:
-    no limit). A Ctrl-C abandons the thread and raises KeyboardInterrupt here at once."""
+    no limit), or at a second signal with ``hurry``. A Ctrl-C abandons the thread and raises
+    KeyboardInterrupt here at once."""
     box: dict[str, object] = {}
     done = threading.Event()
 
@@ -70,15 +72,19 @@ def call(fn: Callable[[], T], *, timeout_s: float | None, what: str) -> T:
         finally:
             done.set()
 
+    from pytest_mlperf.core.shutdown import HURRY
+
     thread = threading.Thread(target=target, name=f"mlperf: {what}", daemon=True)
     thread.start()
     try:
-        finished = wait(done, timeout_s)
+        finished = wait(done, timeout_s, hurry=hurry)
     except KeyboardInterrupt:
         abandon(thread, what)
         raise
     if not finished:
         abandon(thread, what)
+        if hurry and HURRY.is_set():
+            raise DeadlineExceeded(f"{what} was abandoned at a second signal")
         raise DeadlineExceeded(f"{what} did not finish within {timeout_s:g} s")
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
@@ -97,19 +103,17 @@ def abandoned(*, unsafe_only: bool = False) -> list[str]:
                 if a.thread.is_alive() and (a.unsafe_at_exit or not unsafe_only)]
 
 
-def exit_if_unsafe(config: pytest.Config, grace_s: float = 2.0) -> None:
-    """End the process now when an abandoned thread would crash its normal exit (a loadgen run
-    still going), with the session's exit status; reports are written by then."""
+def exit_if_unsafe(config: pytest.Config, grace_s: float = 2.0, *, interrupted: bool = False) -> None:
+    """The session's last act (:func:`.shutdown.finish`): end the process now when an abandoned
+    thread would crash its normal exit (a loadgen run still going; after an interrupt, any
+    thread left behind, such as an engine still generating), with the session's exit status,
+    or 128 + the signal after SIGTERM/SIGHUP. Reports are written by then."""
+    from pytest_mlperf.core import shutdown
+
     with _lock:
-        unsafe = [a for a in _abandoned if a.unsafe_at_exit]
-    for item in unsafe:
-        item.thread.join(grace_s)
-    alive = [a.what for a in unsafe if a.thread.is_alive()]
-    if not alive:
-        return
+        watched = [a for a in _abandoned if a.unsafe_at_exit or interrupted]
+    for item in watched:
+        item.thread.join(grace_s if item.unsafe_at_exit else 0.0)
+    alive = [a.what for a in watched if a.thread.is_alive()]
     status = config.stash.get(EXIT_STATUS, int(pytest.ExitCode.INTERRUPTED))
-    sys.stderr.write(f"pytest-mlperf: {', '.join(alive)} still running; exiting without "
-                     "waiting for it (its logs so far are kept)\n")
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    shutdown.finish(status, threads_left=alive)

@@ -311,6 +311,13 @@ class BenchmarkRecord:
     compared_with: str | None = None
     #: every gate's result against that stored run
     gates: tuple[GateResult, ...] = ()
+    # -- whether the figures can be trusted ------------------------------------------------
+    #: False when they measure something other than the engine answering: its backend failed,
+    #: the run was interrupted or timed out, or answers were failed or empty. Such a record
+    #: shows no throughput or validity anywhere and is never a baseline (compare skips it).
+    figures_valid: bool = True
+    #: why not (None when they can be trusted)
+    figures_invalid_reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict (``json.dumps`` takes it as it is)."""
@@ -370,6 +377,8 @@ def flat_properties(record: BenchmarkRecord) -> dict[str, Any]:
         "scenario": record.scenario, "mode": record.mode, "profile": record.profile,
         "backend": record.system.backend, "logs": record.run.outdir,
     }
+    if not record.figures_valid:
+        props["figures_valid"] = False
     if record.run.validity is not None:
         props["validity"] = record.run.validity
     figures = record.figures

@@ -129,6 +129,8 @@ def load_dataset(path: str | Path, *, limit: int | None = None) -> Dataset:
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive number of records, got {limit}")
     path = Path(path)
+    if path.is_dir():
+        raise DatasetError(f"{path} is a folder, not a data set file; name the cnn_eval.json file in it")
     if not path.is_file():
         raise DatasetError(f"{path}: data set file not found; check the path")
     try:

@@ -54,3 +54,20 @@ def _first(sections: list[dict[str, Any]], keys: tuple[str, ...]) -> int | None:
             if type(value) is int and value > 0:
                 return value
     return None
+
+
+def custom_code(path: Path | None) -> str | None:
+    """What Python code of its own a model folder's ``config.json`` asks transformers to run
+    (``auto_map``), or None."""
+    if path is None:
+        return None
+    try:
+        data = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    auto_map = data.get("auto_map") if isinstance(data, dict) else None
+    if not auto_map:
+        return None
+    if isinstance(auto_map, dict):
+        return ", ".join(f"{k}: {v}" for k, v in auto_map.items())
+    return str(auto_map)

@@ -297,4 +297,11 @@ def comparison(stored: StoredSession, record: BenchmarkRecord,
     if old is None:
         return Comparison(nodeid=record.nodeid, against=stored.label,
                                   skipped=f"no stored run of this test in {stored.label}")
+    # a run whose figures cannot be trusted (a failed backend, an interrupt, empty answers) is
+    # never a baseline, and is never judged against one
+    for which, r in (("the stored run", old), ("this run", record)):
+        if not r.figures_valid:
+            return Comparison(nodeid=record.nodeid, against=stored.label,
+                              skipped=f"{which}'s figures cannot be trusted "
+                                      f"({r.figures_invalid_reason or 'no reason stored'}): not compared")
     return compare(old, record, bounds, stored.label)

@@ -156,6 +156,11 @@ def load(path: Path) -> StoredSession:
                          outputs=data.get("outputs") if isinstance(data.get("outputs"), dict) else {})
 
 
+class NoStoredSession(StorageError):
+    """Nothing stored yet for this machine (the first pipeline on a runner): not an error for
+    ``--mlperf-compare=last``; a stored file that cannot be read is one."""
+
+
 def find(storage: Path, machine: str, which: str | None) -> StoredSession:
     """The stored session ``which`` names: None or ``last`` (this machine's newest), a number
     (``3`` or ``0003``), a label or commit prefix (the newest file whose label starts with it),
@@ -164,7 +169,7 @@ def find(storage: Path, machine: str, which: str | None) -> StoredSession:
     found = sessions(folder)
     if which in (None, "", "last"):
         if not found:
-            raise StorageError(
+            raise NoStoredSession(
                 f"no stored session for this machine ({machine}) in {storage}: run once with "
                 "--mlperf-save first"
             )

@@ -67,6 +67,8 @@ class RunResult:
     settings_not_applied: tuple[str, ...] = ()
     #: user.conf values a higher source overrode
     settings_notes: tuple[str, ...] = ()
+    #: answers of no token from the engine
+    empty_answers: int = 0
 
     @property
     def accuracy_log(self) -> Path:
@@ -209,7 +211,8 @@ def run_loadgen(
                                f"({logged.basis})")
             if elapsed >= limit:
                 timed_out.set()
-                responder.fail(TimeoutError(f"the run did not finish within {limit:g} s ({why})"))
+                responder.fail(TimeoutError(f"the run did not finish within {limit:g} s ({why})"
+                                            + _unanswered(responder, backend)))
                 return
 
     watchdog = threading.Thread(target=watch, name="mlperf-watchdog", daemon=True)
@@ -253,7 +256,7 @@ def run_loadgen(
     except KeyboardInterrupt:
         interrupted = True
         responder.fail(KeyboardInterrupt("interrupted (Ctrl-C)"))
-        ended = bounded.wait(finished, INTERRUPT_GRACE_S)
+        ended = bounded.wait(finished, INTERRUPT_GRACE_S, hurry=True)
     finally:
         wall = time.perf_counter() - started
         stop_watching.set()
@@ -267,6 +270,9 @@ def run_loadgen(
                 on_progress(progress())  # type: ignore[misc]
             lg.DestroyQSL(qsl)
             sut.destroy()
+    if responder.error is not None:
+        # loadgen's own summary of a failed run may still say VALID: the folder says otherwise
+        mark_untrusted(outdir, "interrupted" if interrupted else _error_text(responder.error) or "failed")
     if interrupted:
         raise KeyboardInterrupt(f"loadgen run interrupted; logs so far in {outdir}")
     if crashed:
@@ -277,7 +283,7 @@ def run_loadgen(
             loadgen_errors=(f"loadgen did not end within {STOP_GRACE_S:g} s of every query being "
                             "answered; it was left running in the background",),
             backend_error=_error_text(responder.error), wall_seconds=wall,
-            output_tokens=responder.output_tokens, timed_out=True,
+            output_tokens=responder.output_tokens, timed_out=True, empty_answers=responder.empty_answers,
         )
 
     backend_error = _error_text(responder.error)
@@ -313,7 +319,31 @@ def run_loadgen(
         timed_out=timed_out.is_set(),
         settings_not_applied=problems,
         settings_notes=notes,
+        empty_answers=responder.empty_answers,
     )
+
+
+def _unanswered(responder: Any, backend: Backend) -> str:
+    """Who owed the answers at the time limit: the backend, and its endpoints when served."""
+    waiting = responder.progress().in_flight
+    if not waiting:
+        return ""
+    endpoints = getattr(getattr(backend, "system", None), "endpoints", ()) or ()
+    where = f" at {', '.join(endpoints)}" if endpoints else ""
+    return f"; {waiting} queries were still unanswered by backend '{backend.name}'{where}"
+
+
+#: written into a run's folder when its figures cannot be trusted (loadgen's summary may say VALID)
+UNTRUSTED_FILE = "FIGURES_NOT_VALID.txt"
+
+
+def mark_untrusted(outdir: Path, why: str) -> None:
+    try:
+        (outdir / UNTRUSTED_FILE).write_text(
+            f"The figures of this run cannot be trusted, whatever mlperf_log_summary.txt says: "
+            f"{why}.\nQueries still in flight were answered empty to end the run.\n", encoding="utf-8")
+    except OSError:
+        pass  # the run's own failure is reported; a read-only folder must not hide it
 
 
 def _logged_budget(outdir: Path, scenario: Scenario, mode: Mode) -> Any:

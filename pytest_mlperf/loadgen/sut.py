@@ -135,6 +135,8 @@ class LoadgenResponder:
         self.error: BaseException | None = None
         self.completed = 0
         self.output_tokens = 0
+        #: answers of no token at all from the engine (not the bridge's own to a failed run)
+        self.empty_answers = 0
         self.issued = 0
         self._started = time.perf_counter()
         self._ttft: list[float] = []
@@ -205,6 +207,7 @@ class LoadgenResponder:
                 self._answered.add(rid)
                 self.completed += 1
                 self.output_tokens += count
+                self.empty_answers += not count
                 now = time.perf_counter()
                 first = state[2]
                 self._ttft.append((first if first is not None else now) - state[1])

@@ -144,47 +144,65 @@ class SessionReporting:
             self._live = None
         records = list(self._config.stash.get(stash.RECORDS, []))
         self._finish_session_file(int(exitstatus))
-        if records:
-            try:
-                self.write_files(records)
-            except (OSError, ValueError) as exc:  # a full disk must not hide the results
-                self._notes.append(f"could not write the session's files: {exc}")
+        if records or (self.options.json is not None and exitstatus == pytest.ExitCode.INTERRUPTED):
+            # each file on its own: one that fails (a full disk) is named, fails the exit
+            # status, and never stops the others
+            for what, write in self.writers(records):
+                try:
+                    self._written += write()
+                except (OSError, ValueError) as exc:
+                    from pytest_mlperf.report.outputs import write_failed
+
+                    write_failed(session, what, exc)
 
     def _finish_session_file(self, exitstatus: int) -> None:
         info = self._config.stash[SESSION]
         current = st.read_session(self.options.output)
         if current is not None and current.id == info.id:
-            st.write_session(self.options.output, dataclasses.replace(
-                current, finished=time.time(), exitstatus=exitstatus))
+            from pytest_mlperf.core import shutdown
 
-    def write_files(self, records: list[Any]) -> None:
+            st.write_session(self.options.output, dataclasses.replace(
+                current, finished=time.time(), exitstatus=shutdown.exit_status(exitstatus)))
+
+    def writers(self, records: list[Any]) -> list[tuple[str, Any]]:
+        """(what, a call that writes it and returns [(label, path)]) for each session file."""
         from pytest_mlperf.report.ci import write_ci_files
         from pytest_mlperf.report.terminal import reproduce_command
 
         opts = self.options
         reproduce = reproduce_command(self._config)
         session = self._config.stash[SESSION].id
+        out: list[tuple[str, Any]] = []
         if opts.json is not None:
-            from pytest_mlperf.report.results_json import write_results_json
+            def json_file() -> list[tuple[str, Path]]:
+                from pytest_mlperf.report.results_json import write_results_json
 
-            self._written.append(("results JSON", write_results_json(
-                opts.json, records, reproduce=reproduce, session=session)))
-        self._written += list(write_ci_files(opts.output, records, reproduce).items())
-        if opts.submission_dir is not None:
-            from pytest_mlperf.submission.tree import build_tree
+                return [("results JSON", write_results_json(opts.json, records, reproduce=reproduce,
+                                                            session=session))]
+            out.append((f"the results JSON {opts.json}", json_file))
+        if records:
+            out.append((f"summary.md and metrics.txt in {opts.output}",
+                        lambda: list(write_ci_files(opts.output, records, reproduce).items())))
+        if records and opts.submission_dir is not None:
+            def tree() -> list[tuple[str, Path]]:
+                from pytest_mlperf.submission.tree import build_tree
 
-            tree = build_tree(records, self._details, root=opts.submission_dir,
-                              submitter=opts.submitter, system_desc=opts.system_desc,
-                              reproduce=reproduce)
-            self._written.append(("submission tree", tree.root))
-            self._notes += tree.warnings
-            self._predicted = [r.line() for r in tree.predicted]
+                built = build_tree(records, self._details, root=opts.submission_dir,
+                                   submitter=opts.submitter, system_desc=opts.system_desc,
+                                   reproduce=reproduce)
+                self._notes.extend(built.warnings)
+                self._predicted = [r.line() for r in built.predicted]
+                return [("submission tree", built.root)]
+            out.append((f"the submission tree {opts.submission_dir}", tree))
+        return out
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        from pytest_mlperf.report.outputs import FAILED_WRITES
         from pytest_mlperf.run.benchmark import relative
 
-        if not self._written and not self._notes:
+        failed = self._config.stash.get(FAILED_WRITES, [])
+        if not self._written and not self._notes and not failed and not self._predicted:
             return
         for label, path in self._written:
             terminalreporter.write_line(f"{label}: {relative(path)}")
@@ -198,3 +216,5 @@ class SessionReporting:
                                         yellow=True)
             for line in self._predicted:
                 terminalreporter.write_line(f"  {line}", yellow=True)
+        for line in failed:
+            terminalreporter.write_line(f"ERROR: {line}", red=True)

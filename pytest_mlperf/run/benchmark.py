@@ -141,6 +141,12 @@ class BenchmarkResult:
         not_applied = (*getattr(run, "settings_not_applied", ()), *cache_failures)
         if not_applied:
             verdict = Verdict(passed=False, reasons=(*verdict.reasons, *not_applied))
+        untrusted = untrusted_figures(run)
+        if untrusted is not None:
+            if verdict.passed:
+                verdict = Verdict(passed=False, reasons=(f"the run's figures cannot be trusted: {untrusted}",))
+            # no throughput or validity shown anywhere, and never a baseline
+            run = dataclasses.replace(run, figures=Figures(), validity=None, invalid_reason=untrusted)
         from pytest_mlperf.core.system import describe_system
 
         record = BenchmarkRecord(
@@ -163,6 +169,7 @@ class BenchmarkResult:
             nodeid=request.node.nodeid,
             worker=getattr(request.config, "workerinput", {}).get("workerid", ""),
             conformance=conformance,
+            figures_valid=untrusted is None, figures_invalid_reason=untrusted,
         )
         self._done = _Done(run=run, verdict=verdict, record=record)
 
@@ -265,3 +272,16 @@ def relative(path: str | os.PathLike[str], start: Path | None = None) -> str:
         return str(Path(path).resolve().relative_to(start.resolve()))
     except ValueError:
         return str(path)
+
+
+def untrusted_figures(run: Any) -> str | None:
+    """Why a run's figures measure something other than the engine answering (None: they can
+    be trusted): its backend failed, it timed out, or the engine gave empty answers."""
+    if getattr(run, "timed_out", False):
+        return "the run was ended by its time limit"
+    if getattr(run, "backend_error", None):
+        return "the backend failed during the run"
+    empty = getattr(run, "empty_answers", 0)
+    if empty:
+        return f"{empty} answer(s) of no token at all"
+    return None

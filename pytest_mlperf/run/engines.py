@@ -30,6 +30,9 @@ DEFAULT_ENGINE_TIMEOUT_S = 1800.0
 INTERRUPTED_CLOSE_S = 10.0
 #: set when the session was interrupted (the plugin's ``pytest_keyboard_interrupt``)
 INTERRUPTED = threading.Event()
+#: the session's pool, closed by the plugin's ``pytest_sessionfinish`` when the tests did not
+#: get to the last teardown (an interrupt, ``-x``): there a close error may not raise
+POOL = pytest.StashKey["EnginePool"]()
 
 
 class EngineStartError(RuntimeError):
@@ -51,6 +54,7 @@ class EnginePool:
         self._started: set[int] = set()
         self._prepared: dict[int, Scenario] = {}
         self._failed: dict[tuple[Any, ...], str] = {}
+        config.stash[POOL] = self
 
     @property
     def timeout_s(self) -> float:
@@ -142,14 +146,18 @@ class EnginePool:
         limit = INTERRUPTED_CLOSE_S if INTERRUPTED.is_set() else self.timeout_s
         what = f"closing backend '{backend.name}' ({type(backend).__name__})"
         try:
-            bounded.call(backend.close, timeout_s=limit, what=what)
+            bounded.call(backend.close, timeout_s=limit, what=what, hurry=True)
         except bounded.DeadlineExceeded as exc:
             return f"{exc}; it was left behind"
         except Exception as exc:  # noqa: BLE001 - close every engine even if one fails
             return f"{what} failed: {type(exc).__name__}: {exc}"
         return None
 
-    def close(self) -> None:
+    def close(self, *, raise_errors: bool = True) -> list[str]:
+        """Close every started engine, each within its limit (seconds after an interrupt,
+        none after a second signal); one that does not finish is left behind. What failed
+        fails the session's last teardown, or is returned with ``raise_errors=False`` (session
+        finish: nothing may raise there, or the reports after it are never written)."""
         errors = []
         for backend in list(self._backends.values()):
             if id(backend) not in self._started:
@@ -161,5 +169,6 @@ class EnginePool:
         self._keys.clear()
         self._started.clear()
         self._prepared.clear()
-        if errors:
+        if errors and raise_errors and not INTERRUPTED.is_set():
             pytest.fail("closing engines failed: " + "; ".join(errors), pytrace=False)
+        return errors

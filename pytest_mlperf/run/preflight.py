@@ -90,6 +90,7 @@ def _check_items(config: pytest.Config, items: Sequence[pytest.Item]) -> None:
         # a conftest or plugin, which need not list its names, the pool finds out on first
         # use and ends the session there, still before any engine starts.)
         raise pytest.UsageError(unknown_backend(opts.backend, names))
+    _check_options_apply(config, items, opts)
     _check_engine_args(opts, specs)
     if opts.submission_dir is not None:
         _check_system_type(opts, specs)
@@ -108,6 +109,57 @@ def _check_system_type(opts: Any, specs: Sequence[Any]) -> None:
     if wrong:
         raise pytest.UsageError("--mlperf-system-desc: "
                                 + explain_misplaced(opts.system_desc, desc["system_type"], wrong))
+
+
+def _selected_runs(items: Sequence[pytest.Item]) -> set[tuple[str, Scenario, str]]:
+    """(benchmark, scenario, mode) of every collected benchmark test that will run."""
+    runs = set()
+    for item in items:
+        spec = item.stash.get(stash.SPEC, None)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        scenario, mode = params.get("mlperf_scenario"), params.get("mlperf_mode")
+        if spec is None or scenario is None or not spec.supports(scenario):
+            continue
+        runs.add((spec.benchmark, scenario, getattr(mode, "value", str(mode))))
+    return runs
+
+
+def _check_options_apply(config: pytest.Config, items: Sequence[pytest.Item], opts: Any) -> None:
+    """An option that cannot apply to any collected test would silently do nothing: a usage
+    error naming it and why."""
+    runs = _selected_runs(items)
+    if not runs:
+        return
+    performance = {(b, s) for b, s, m in runs if m == "performance"}
+    if opts.find_peak is not None and not any(s in (Scenario.SERVER, Scenario.INTERACTIVE) for _, s in performance):
+        raise pytest.UsageError(
+            "--mlperf-find-peak (ini mlperf_find_peak): searches the target QPS of Server and "
+            "Interactive performance runs, and no collected test makes one (they run "
+            f"{', '.join(sorted({f'{s.value} {m}' for _, s, m in runs}))}); add "
+            "--mlperf-scenario=Server or drop the option")
+    if opts.user_conf is not None:
+        _check_user_conf_applies(opts.user_conf, runs)
+    benchmarks = {b for b, _, _ in runs}
+    from_command_line = bool(config.getoption("mlperf_threshold", None))
+    for rule in opts.thresholds:
+        if rule.benchmark is not None and rule.benchmark not in benchmarks:
+            raise pytest.UsageError(
+                f"--mlperf-threshold (ini mlperf_threshold) {rule.text}: no collected test "
+                f"declares benchmark '{rule.benchmark}' (they declare {', '.join(sorted(benchmarks))}), "
+                "so it would gate nothing")
+        if not from_command_line:
+            continue  # an ini's rules may cover scenarios this session does not run
+        matching = [s for b, s in performance
+                    if (rule.benchmark in (None, b)) and (rule.scenario in (None, s))]
+        if rule.gate in ("max_ttft_ms", "max_tpot_ms"):
+            matching = [s for s in matching if s.streaming]
+        if not matching:
+            raise pytest.UsageError(
+                f"--mlperf-threshold {rule.text}: no collected performance test it applies to "
+                f"(they run {', '.join(sorted({f'{b} {s.value} {m}' for b, s, m in runs}))}"
+                + ("; TTFT and TPOT are measured in the streaming scenarios only: Server, "
+                   "SingleStream, Interactive" if rule.gate in ("max_ttft_ms", "max_tpot_ms") else "")
+                + "), so it would gate nothing")
 
 
 def unknown_backend(name: str, known: set[str]) -> str:
@@ -130,6 +182,7 @@ def _check_engine_args(opts: Any, specs: Sequence[Any]) -> None:
         cls = backend_class(opts.backend)
     except Exception:  # noqa: BLE001 - a broken entry point is reported when the backend is made
         return
+    _check_installed(opts.backend, cls)
     check = getattr(cls, "check_engine_args", None)
     if check is None:
         return
@@ -145,6 +198,26 @@ def _check_engine_args(opts: Any, specs: Sequence[Any]) -> None:
             source = ("--mlperf-engine-arg (ini mlperf_engine_arg)" if not spec.engine_args
                       else f"the mlperf marker's engine_args of {spec.benchmark} or --mlperf-engine-arg")
             raise pytest.UsageError(f"{source}: backend '{opts.backend}': " + "; ".join(problems))
+
+
+def _check_installed(name: str, cls: Any) -> None:
+    """The packages a backend needs (its ``requires``), found before anything imports them: an
+    ImportError at collection is an INTERNALERROR traceback."""
+    import importlib.util
+    import sys
+
+    def missing(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is None
+        except (ImportError, ValueError):
+            return True
+
+    absent = [m for m in getattr(cls, "requires", ()) if missing(m)]
+    if absent:
+        raise pytest.UsageError(
+            f"--mlperf-backend (ini mlperf_backend): backend '{name}' needs {', '.join(absent)}, "
+            f"which this Python ({sys.executable}) cannot import; install it there "
+            f"(pip install {' '.join(absent)}) or choose another backend (hf runs on any CPU)")
 
 
 def check_inputs(request: pytest.FixtureRequest) -> None:
@@ -208,3 +281,24 @@ def prompt_problem(prompts: Sequence[Sequence[int]], path: Path, *, vocab: int |
                 f"positions ({where}): {shown}{more}; use a model with a longer context, or "
                 "leave those records out (--mlperf-total-samples takes the first N)")
     return None
+
+
+def _check_user_conf_applies(path: Path, runs: set[tuple[str, Scenario, str]]) -> None:
+    """A user.conf none of whose lines any collected test reads (every line names another
+    benchmark or scenario) would change nothing."""
+    from pytest_mlperf.loadgen.settings import SettingsError, conf_model
+    from pytest_mlperf.loadgen.userconf import read_user_conf
+
+    try:
+        lines = read_user_conf(path)
+    except SettingsError:
+        return  # configure said so already
+    wanted = {(conf_model(b, s), s.loadgen_name) for b, s, _ in runs}
+    if not lines or any(line.applies_to(m, sc) for line in lines for m, sc in wanted):
+        return
+    named = sorted({f"{line.model}.{line.scenario}" for line in lines})
+    raise pytest.UsageError(
+        f"--mlperf-user-conf (ini mlperf_user_conf) {path}: no line applies to a collected test "
+        f"(its lines name {', '.join(named)}; the tests run "
+        f"{', '.join(sorted(f'{m}.{sc}' for m, sc in wanted))}), so it would change nothing; "
+        "name the collected benchmark and scenario (or *) in it")

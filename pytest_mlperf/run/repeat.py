@@ -65,6 +65,8 @@ def combine(runs: Sequence[Any]) -> Any:
         loadgen_errors=tuple(e for r in runs for e in r.loadgen_errors),
         backend_error=next((r.backend_error for r in runs if r.backend_error), None),
         wall_seconds=sum(r.wall_seconds for r in runs),
+        timed_out=any(r.timed_out for r in runs),
+        empty_answers=sum(r.empty_answers for r in runs),
     )
 
 
