@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 import warnings
@@ -27,7 +28,10 @@ from pytest_mlperf.live.progress import SESSION, TRACKERS, session_info
 
 
 def register(config: pytest.Config) -> None:
+    from pytest_mlperf.live.progress import engine_starting
+
     config.pluginmanager.register(RunReporting(), "mlperf-run-reporting")
+    config.stash[stash.ON_ENGINE_START] = engine_starting  # "starting engine" in the status file
     if hasattr(config, "workerinput"):
         return
     info = session_info(config)
@@ -58,6 +62,23 @@ class XdistSession:
 
 class RunReporting:
     """Where the benchmark ran."""
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        from pytest_mlperf.live.progress import number_tests
+
+        tests = number_tests(session.items)
+        config = session.config
+        worker = getattr(config, "workerinput", {}).get("workerid")
+        if config.option.collectonly or worker not in (None, "gw0"):
+            return
+        # The session's benchmarks, pending until their status files say otherwise (under
+        # xdist the controller collects nothing; the first worker tells for it).
+        info = dataclasses.replace(session_info(config), tests=tests)
+        config.stash[SESSION] = info
+        with contextlib.suppress(OSError):
+            current = st.read_session(config.stash[stash.OPTIONS].output)
+            if current is None or current.id == info.id:
+                st.write_session(config.stash[stash.OPTIONS].output, info)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
@@ -104,6 +125,11 @@ class SessionReporting:
         return self._config.stash[stash.OPTIONS]
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if not self._config.option.collectonly:
+            # At once, before collection and any engine: ``watch`` tells this session from the
+            # last one in the same folder from the first second.
+            with contextlib.suppress(OSError):
+                st.write_session(self.options.output, self._config.stash[SESSION])
         interval = self.options.progress_interval
         terminal = self._config.pluginmanager.get_plugin("terminalreporter")
         if interval and terminal is not None and not self._config.option.collectonly:
