@@ -34,9 +34,10 @@ def _statuses(folder: Path) -> list[dict]:
     return out
 
 
-def _watch(folder: Path) -> str:
+def _watch(folder: Path, columns: int = 200) -> str:
     proc = subprocess.run([sys.executable, "-m", "pytest_mlperf.live.watch", str(folder), "--once"],
-                          capture_output=True, text=True, timeout=60, check=True)
+                          capture_output=True, text=True, timeout=60, check=True,
+                          env={**os.environ, "COLUMNS": str(columns)})
     return proc.stdout
 
 
@@ -256,3 +257,115 @@ def test_status_files_are_never_read_half_written(tmp_path: Path) -> None:
         reads += 1
     writer.join()
     assert reads > 10 and json.loads(path.read_text())["completed"] == 299
+
+
+# -- the session from its first second: watch --follow, the terminal's width ----------------------
+
+SLOW_START = '''
+
+class SlowStart(SlowBackend):
+    """An engine that takes a while to load, as a real one does (minutes on a GPU)."""
+    name = "slow-start"
+
+    def start(self):
+        time.sleep(2.5)
+        super().start()
+
+
+BACKENDS["slow-start"] = SlowStart
+'''
+
+PLAIN_FAILURE = '''
+
+def test_not_a_benchmark_fails():
+    assert False, "the session's exit status is 1"
+'''
+
+
+def _slow_start_world(pytester: pytest.Pytester, n: int = 5) -> list[str]:
+    args = setup(pytester, n=n, scenarios='("Offline",)')
+    conftest = pytester.path / "conftest.py"
+    conftest.write_text(conftest.read_text() + SLOW_START)
+    return args
+
+
+def test_watch_follow_sees_a_new_session_from_its_first_second(pytester: pytest.Pytester) -> None:
+    """``watch --follow`` started before pytest, on a folder that still holds the last
+    session's files: it waits for the new session, then shows its benchmarks pending, the
+    first one's engine starting, running, and both finished, and exits with the session's exit
+    status (1: a plain test failed). The old session is never shown as the current one."""
+    args = _slow_start_world(pytester)
+    bench = pytester.path / "test_bench.py"
+    bench.write_text(bench.read_text() + PLAIN_FAILURE)
+    results = pytester.path / "results"
+    accuracy = "test_bench.py::test_bench[Offline-accuracy]"
+    performance = "test_bench.py::test_bench[Offline-performance]"
+    # the last session in this folder: finished, exit status 0, one benchmark passed
+    old = st.SessionInfo(id="20200101T000000-1", started=time.time() - 600, pid=1, host="elsewhere",
+                         finished=time.time() - 500, exitstatus=0, tests=[performance])
+    st.write_session(results, old)
+    st.write_status(st.status_path(results, performance), st.RunStatus(
+        session=old.id, nodeid=performance, benchmark="llama3.1-8b", scenario="Offline",
+        mode="performance", state=st.PASSED, completed=5, expected=5, tokens_per_second=9.0))
+
+    env = {**os.environ, "COLUMNS": "160"}
+    watch = subprocess.Popen([sys.executable, "-m", "pytest_mlperf.watch", str(results), "--follow",
+                              "--interval", "0.2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, env=env)
+    try:
+        time.sleep(1.0)  # watch is up and waiting before pytest starts
+        run = subprocess.run([sys.executable, "-m", "pytest", "--mlperf-backend=slow-start",
+                              "--mlperf-progress-interval=0", *args], cwd=pytester.path,
+                             capture_output=True, text=True, timeout=300)
+        shown, _ = watch.communicate(timeout=60)
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+    assert run.returncode == 1, run.stdout[-3000:]
+    assert watch.returncode == 1, shown[-3000:]
+    blocks = [b for b in shown.split("\n\n") if b.strip()]
+    assert blocks[0].startswith(f"waiting for a pytest-mlperf session in {results} (the last one, {old.id}")
+    screens = blocks[1:]
+    assert screens and not [b for b in screens if b.startswith(f"session {old.id}")], shown
+    new = json.loads((results / "session.json").read_text())
+    assert all(b.startswith(f"session {new['id']}: ") for b in screens), shown
+    assert new["tests"] == [performance, accuracy] and new["exitstatus"] == 1
+
+    def seen(state: str, nodeid: str) -> list[str]:
+        return [b for b in screens if re.search(rf"^{state}\s+{re.escape(nodeid)}", b, re.M)]
+
+    both_pending = [b for b in seen("pending", accuracy) if b in seen("pending", performance)]
+    assert both_pending, shown
+    starting = seen("starting", performance)  # the first test loads the engine
+    assert starting and all("starting engine" in b for b in starting), shown
+    assert seen("running", accuracy) and seen("running", performance), shown
+    first = {state: screens.index(seen(state, performance)[0]) for state in ("pending", "starting", "running")}
+    assert first["pending"] < first["starting"] < first["running"], first
+    final = screens[-1]
+    assert "finished after" in final and "exit status 1" in final and "2 of 2 benchmarks finished" in final
+    assert final in seen("passed", accuracy) and final in seen("passed", performance), final
+    assert re.search(r"^state\s+test\s+tokens/s\s+p99 TTFT ms\s+p99 TPOT ms\s+time$", final, re.M), final
+
+
+def test_watch_shows_a_session_whose_pytest_died_as_died(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    pid = int(dead.stdout)
+    import socket
+
+    info = st.SessionInfo(id="s-dead", started=time.time() - 60, pid=pid, host=socket.gethostname(),
+                          tests=["t.py::a", "t.py::b"])
+    st.write_session(tmp_path, info)
+    st.write_status(st.status_path(tmp_path, "t.py::a"), st.RunStatus(
+        session=info.id, nodeid="t.py::a", benchmark="llama3.1-8b", scenario="Offline",
+        mode="performance", state=st.RUNNING, completed=3, expected=10, pid=pid,
+        host=socket.gethostname(), started=time.time() - 30, updated=time.time() - 20))
+    shown = _watch(tmp_path)
+    assert shown.startswith("session s-dead: died (its pytest is gone without a final status); 0 of 2")
+    assert re.search(r"^died\s+t\.py::a$", shown, re.M) and re.search(r"^died\s+t\.py::b$", shown, re.M)
+    assert "running" not in shown
+    narrow = _watch(tmp_path, columns=40)
+    assert max(map(len, narrow.splitlines())) <= 40 and narrow.startswith("session s-dead: died")
+    follow = subprocess.run([sys.executable, "-m", "pytest_mlperf.watch", str(tmp_path), "--follow",
+                             "--session", info.id], capture_output=True, text=True, timeout=60)
+    assert follow.returncode == 1 and "died" in follow.stdout

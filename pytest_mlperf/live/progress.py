@@ -281,7 +281,8 @@ def engine_starting(item: pytest.Item) -> None:
 def number_tests(items: list[pytest.Item]) -> list[str]:
     """Give each benchmark test its place (test k of N) and return their node ids, in order.
     Every process numbers the same collection (xdist workers collect it all)."""
-    benchmarks = [item for item in items if stash.SPEC in item.stash]
+    benchmarks = [item for item in items if stash.SPEC in item.stash
+                  and "mlperf_scenario" in getattr(getattr(item, "callspec", None), "params", {})]
     for k, item in enumerate(benchmarks, 1):
         stash.update_place(item, test=k, tests=len(benchmarks))
     return [item.nodeid for item in benchmarks]
