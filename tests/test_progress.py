@@ -100,6 +100,9 @@ def test_logs_get_a_progress_line_every_interval(pytester: pytest.Pytester, xdis
     counts = [int(m.group(1)) for m in map(pattern.match, result.outlines) if m]
     assert len(counts) >= 3, "\n".join(result.outlines)
     assert counts == sorted(counts) and counts[-1] > counts[0]
+    # the first heartbeat already has the true total (the pattern's /12), and pytest's own
+    # line is not repeated after each heartbeat
+    assert len([x for x in result.outlines if x.startswith("test_bench.py")]) == 1, "\n".join(result.outlines)
 
 
 def test_progress_can_be_turned_off(pytester: pytest.Pytester) -> None:
@@ -369,3 +372,55 @@ def test_watch_shows_a_session_whose_pytest_died_as_died(tmp_path: Path) -> None
     follow = subprocess.run([sys.executable, "-m", "pytest_mlperf.watch", str(tmp_path), "--follow",
                              "--session", info.id], capture_output=True, text=True, timeout=60)
     assert follow.returncode == 1 and "died" in follow.stdout
+
+
+@pytest.mark.parametrize("columns", [80, 160])
+def test_the_live_line_is_as_wide_as_the_real_terminal(pytester: pytest.Pytester, columns: int) -> None:
+    """pytest on a pseudo-terminal of ``columns`` columns, no COLUMNS in the environment: the
+    width comes from the terminal itself (while pytest captures the test's output, the
+    standard streams would say 80). The screen, replayed through pyte, shows whole lines:
+    at 160 every phrase (the test's place, its parameters, elapsed and left), at 80 what fits,
+    never a line cut short; and the engine's start as its own phase."""
+    pyte = pytest.importorskip("pyte")
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    args = _slow_start_world(pytester)
+    env = {**os.environ, "LINES": "200", "TERM": "xterm"}
+    env.pop("COLUMNS", None)
+    env.pop("PYTEST_ADDOPTS", None)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: pytest on a terminal of that size
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 200, columns, 0, 0))
+        os.chdir(pytester.path)
+        os.execve(sys.executable, [sys.executable, "-m", "pytest", "--mlperf-backend=slow-start",
+                                   "-p", "no:xdist", *args], env)
+    screen = pyte.Screen(columns, 200)
+    stream = pyte.ByteStream(screen)
+    seen: list[str] = []
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        stream.feed(chunk)
+        seen += [line.rstrip() for line in screen.display if line.startswith("[mlperf] ")]
+    os.waitpid(pid, 0)
+    assert seen, "\n".join(screen.display)
+    assert all(len(x) < columns and not x.endswith("…") for x in seen), seen
+    node = r"test_bench\[Offline-(performance|accuracy)\]"
+    if columns == 160:
+        running = [x for x in seen if re.fullmatch(
+            rf"\[mlperf\] test [12] of 2 · {node}: \d+/5 queries \(\d+%\) · [\d,.]+ tokens/s · "
+            r"\d+:\d\d elapsed( · ~\d+:\d\d left)?", x)]
+        assert any("left" in x for x in running), seen
+        assert any(re.fullmatch(rf"\[mlperf\] test 1 of 2 · {node}: starting engine · 0:0\d elapsed", x)
+                   for x in seen), seen
+    else:
+        assert any(re.fullmatch(r"\[mlperf\] .*: \d+/5 queries \(\d+%\) · [\d,.]+ tokens/s · ~\d+:\d\d left", x)
+                   for x in seen), seen
+        assert any("starting engine" in x for x in seen), seen
