@@ -118,7 +118,7 @@ class HtmlReport:
             scenarios = runs.setdefault(record.benchmark, [])
             if record.scenario not in scenarios:
                 scenarios.append(record.scenario)
-        what = "; ".join(f"{b} {', '.join(s)}" for b, s in runs.items()) or "benchmarks"
+        what = "; ".join(f"{b} {', '.join(s)}" for b, s in sorted(runs.items())) or "benchmarks"
         report.title = f"pytest-mlperf: {what}" + (f" (session {info.id})" if info is not None else "")
 
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str],
