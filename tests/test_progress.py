@@ -425,3 +425,58 @@ def test_the_live_line_is_as_wide_as_the_real_terminal(pytester: pytest.Pytester
         assert any(re.fullmatch(r"\[mlperf\] .*: \d+/5 queries \(\d+%\) · [\d,.]+ tokens/s · ~\d+:\d\d left", x)
                    for x in seen), seen
         assert any("starting engine" in x for x in seen), seen
+
+
+# -- the run's place in the session ----------------------------------------------------------------
+
+RECORD_PLACES = '''
+
+PLACES = []
+
+
+@pytest.fixture
+def mlperf_runner(mlperf_runner, request):
+    """The plugin's runner, noting the item's place as each loadgen run starts."""
+    from pytest_mlperf.core import stash
+
+    def run(mode, overrides=None, label=None):
+        PLACES.append([request.node.name, request.node.stash[stash.PLACE].to_json()])
+        return mlperf_runner(mode, overrides=overrides, label=label)
+    return run
+
+
+def pytest_sessionfinish(session):
+    from pathlib import Path
+    Path("places.json").write_text(json.dumps(PLACES))
+'''
+
+
+def test_each_run_knows_its_place_in_the_session(pytester: pytest.Pytester) -> None:
+    """Test k of N, repeat i of n and TEST06's audit run, set by the run layer before each
+    loadgen run, as the status file, the live line and watch get them."""
+    args = setup(pytester, n=4, scenarios='("Offline",)')
+    conftest = pytester.path / "conftest.py"
+    conftest.write_text(conftest.read_text() + RECORD_PLACES)
+    result = pytester.runpytest_subprocess("--mlperf-backend=copy", "--mlperf-repeat=2",
+                                           "--mlperf-compliance=TEST06", "--mlperf-progress-interval=0", *args)
+    result.assert_outcomes(passed=2)
+    places = json.loads((pytester.path / "places.json").read_text())
+    perf, acc = "test_bench[Offline-performance]", "test_bench[Offline-accuracy]"
+    assert places == [
+        [perf, {"test": 1, "tests": 2, "repeat": 1, "repeats": 2}],
+        [perf, {"test": 1, "tests": 2, "repeat": 2, "repeats": 2}],
+        [perf, {"test": 1, "tests": 2, "audit": "TEST06"}],
+        [acc, {"test": 2, "tests": 2}],
+    ], places
+    statuses = {s["nodeid"].rsplit("::", 1)[-1]: s for s in _statuses(pytester.path / "results")}
+    assert statuses[perf]["place"] == {"test": 1, "tests": 2, "audit": "TEST06"}
+
+
+def test_place_words() -> None:
+    from pytest_mlperf.core.place import Place, words
+
+    assert words(None) == [] and words(Place(test=1, tests=1).to_json()) == []  # alone: nothing to say
+    assert words(Place(test=3, tests=8, repeat=2, repeats=3).to_json()) == ["test 3 of 8", "repeat 2 of 3"]
+    assert words(Place(test=1, tests=2, peak_run=4, target_qps=12.5).to_json()) == [
+        "test 1 of 2", "find-peak run 4 @ 12.5 qps"]
+    assert words(Place(audit="TEST06", target_qps=12.5).to_json()) == ["TEST06 audit"]
