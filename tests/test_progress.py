@@ -480,3 +480,28 @@ def test_place_words() -> None:
     assert words(Place(test=1, tests=2, peak_run=4, target_qps=12.5).to_json()) == [
         "test 1 of 2", "find-peak run 4 @ 12.5 qps"]
     assert words(Place(audit="TEST06", target_qps=12.5).to_json()) == ["TEST06 audit"]
+
+
+def test_an_engine_that_fails_to_start_leaves_no_starting_status(pytester: pytest.Pytester) -> None:
+    args = setup(pytester, n=4, scenarios='("Offline",)')
+    conftest = pytester.path / "conftest.py"
+    conftest.write_text(conftest.read_text() + '''
+
+class FailStart(CopyBackend):
+    name = "fail-start"
+
+    def start(self):
+        time.sleep(0.5)
+        raise RuntimeError("no GPU left")
+
+
+BACKENDS["fail-start"] = FailStart
+''')
+    result = pytester.runpytest_subprocess("--mlperf-backend=fail-start", "--mlperf-mode=performance",
+                                           "--mlperf-progress-interval=0", *args)
+    result.assert_outcomes(failed=1)
+    [status] = _statuses(pytester.path / "results")
+    assert status["state"] == "failed" and "failed to start: RuntimeError: no GPU left" in status["reason"]
+    assert status["elapsed_s"] >= 0.5
+    shown = _watch(pytester.path / "results")
+    assert re.search(r"^failed\s+test_bench\.py::test_bench\[Offline-performance\]", shown, re.M), shown

@@ -278,6 +278,21 @@ def engine_starting(item: pytest.Item) -> None:
     st.write_status(st.status_path(options.output, item.nodeid), status)
 
 
+def finish_starting(item: pytest.Item, *, passed: bool, reason: str | None) -> None:
+    """A test that ended before any loadgen run (its engine failed to start, say): its
+    ``starting`` status file gets the test's final state, so nothing shows it loading forever."""
+    output = item.config.stash[stash.OPTIONS].output
+    path = st.status_path(output, item.nodeid)
+    found = st.read_statuses(output, session_info(item.config).id) if path.is_file() else []
+    status = next((s for s in found if s.nodeid == item.nodeid and s.state == st.STARTING), None)
+    if status is None:
+        return
+    now = time.time()
+    st.write_status(path, replace(status, state=st.PASSED if passed else st.FAILED,
+                                  reason=None if passed else reason, elapsed_s=round(now - status.started, 3),
+                                  updated=now))
+
+
 def number_tests(items: list[pytest.Item]) -> list[str]:
     """Give each benchmark test its place (test k of N) and return their node ids, in order.
     Every process numbers the same collection (xdist workers collect it all)."""

@@ -84,6 +84,12 @@ class RunReporting:
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         report = yield
         trackers = item.stash.get(TRACKERS, [])
+        if call.when == "call" and not trackers and stash.SPEC in item.stash:
+            from pytest_mlperf.live.progress import finish_starting
+
+            lines = (report.longreprtext or "").strip().splitlines()
+            with contextlib.suppress(OSError):
+                finish_starting(item, passed=report.passed, reason=lines[-1] if lines else None)
         if call.when == "call" and trackers:
             result = item.stash.get(stash.RESULT, None)
             record = result.record if result is not None and result.executed else None
