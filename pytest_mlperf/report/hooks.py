@@ -63,16 +63,21 @@ class XdistSession:
 class RunReporting:
     """Where the benchmark ran."""
 
+    @pytest.hookimpl(trylast=True)  # after the collection checks: a refused session writes nothing
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         from pytest_mlperf.live.progress import number_tests
 
         tests = number_tests(session.items)
         config = session.config
         worker = getattr(config, "workerinput", {}).get("workerid")
-        if config.option.collectonly or worker not in (None, "gw0"):
-            return
-        # The session's benchmarks, pending until their status files say otherwise (under
-        # xdist the controller collects nothing; the first worker tells for it).
+        if config.option.collectonly or worker not in (None, "gw0") or not tests:
+            return  # a session without benchmarks leaves no folder behind
+        if session.testsfailed and not config.option.continue_on_collection_errors:
+            return  # collection failed: pytest stops, nothing ran
+        # session.json as soon as the session is known to run, before any engine starts: watch
+        # tells this session from the last one in the same folder, and shows its benchmarks
+        # pending until their status files say otherwise (under xdist the controller collects
+        # nothing; the first worker writes it for the controller's session).
         info = dataclasses.replace(session_info(config), tests=tests)
         config.stash[SESSION] = info
         with contextlib.suppress(OSError):
@@ -131,11 +136,6 @@ class SessionReporting:
         return self._config.stash[stash.OPTIONS]
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        if not self._config.option.collectonly:
-            # At once, before collection and any engine: ``watch`` tells this session from the
-            # last one in the same folder from the first second.
-            with contextlib.suppress(OSError):
-                st.write_session(self.options.output, self._config.stash[SESSION])
         interval = self.options.progress_interval
         terminal = self._config.pluginmanager.get_plugin("terminalreporter")
         if interval and terminal is not None and not self._config.option.collectonly:
