@@ -301,6 +301,8 @@ def test_watch_follow_sees_a_new_session_from_its_first_second(pytester: pytest.
     args = _slow_start_world(pytester)
     bench = pytester.path / "test_bench.py"
     bench.write_text(bench.read_text() + PLAIN_FAILURE)
+    # a plain test collected before the benchmarks: while it runs, both are pending
+    pytester.makepyfile(test_a_first="import time\n\ndef test_first():\n    time.sleep(1.5)\n")
     results = pytester.path / "results"
     accuracy = "test_bench.py::test_bench[Offline-accuracy]"
     performance = "test_bench.py::test_bench[Offline-performance]"

@@ -80,10 +80,8 @@ class RunReporting:
         # nothing; the first worker writes it for the controller's session).
         info = dataclasses.replace(session_info(config), tests=tests)
         config.stash[SESSION] = info
-        with contextlib.suppress(OSError):
-            current = st.read_session(config.stash[stash.OPTIONS].output)
-            if current is None or current.id == info.id:
-                st.write_session(config.stash[stash.OPTIONS].output, info)
+        with contextlib.suppress(OSError):  # replaces the last session's, in a reused folder
+            st.write_session(config.stash[stash.OPTIONS].output, info)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
