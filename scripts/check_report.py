@@ -2,11 +2,15 @@
 """Open a pytest-html report in headless Chromium and check what a reader would see.
 
     python scripts/check_report.py report.html [--screenshot report.png] [--min-plots N] [--min-gates N]
+        [--expect legend,mean-line,limit-ttft,...] [--title TEXT]
 
 It loads the page, presses pytest-html's "Show all details", waits for the images, then
 checks that every MLPerf plot (``img.mlperf-plot``) decoded and is drawn at a visible size,
 that at least ``--min-plots`` of them are there, and that the page logged no console error and
-threw no exception. It saves a full-page screenshot. Exit status 0 when all holds; the JSON it
+threw no exception. Each plot lists the marks it drew (``data-elements``: a name, a colour, a
+box in the image's pixels); the browser draws the decoded image on a canvas and looks for the
+mark's colour inside its box: a mark that is not there is a failure, and each ``--expect``ed
+name must be drawn on at least one plot. ``--title``: text the page's title must contain. It saves a full-page screenshot. Exit status 0 when all holds; the JSON it
 prints says what it found either way.
 
 Chromium is driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``: fd 3 in,
@@ -45,6 +49,37 @@ PROBE = """(() => {
     rows: document.querySelectorAll('#results-table tbody.results-table-row, #results-table tbody').length,
     title: document.title,
   };
+})()"""
+
+
+#: every plot's listed marks, looked for in the decoded image (colour within a distance,
+#: in the box widened by 2 px)
+MARKS = """(() => {
+  const hex = c => [1, 3, 5].map(i => parseInt(c.slice(i, i + 2), 16));
+  const drawn = {}, missing = [];
+  for (const img of document.querySelectorAll('img.mlperf-plot')) {
+    const marks = JSON.parse(img.dataset.elements || '[]');
+    if (!marks.length || !img.naturalWidth) continue;
+    const canvas = document.createElement('canvas');
+    canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+    const ctx = canvas.getContext('2d');
+    ctx.drawImage(img, 0, 0);
+    for (const m of marks) {
+      const [r, g, b] = hex(m.colour);
+      const x0 = Math.max(0, m.box[0] - 2), y0 = Math.max(0, m.box[1] - 2);
+      const w = Math.min(canvas.width, m.box[2] + 2) - x0, h = Math.min(canvas.height, m.box[3] + 2) - y0;
+      let hits = 0;
+      if (w > 0 && h > 0) {
+        const px = ctx.getImageData(x0, y0, w, h).data;
+        for (let i = 0; i < px.length; i += 4) {
+          if (Math.abs(px[i] - r) + Math.abs(px[i + 1] - g) + Math.abs(px[i + 2] - b) < 90) hits++;
+        }
+      }
+      if (hits >= 3) drawn[m.name] = (drawn[m.name] || 0) + 1;
+      else missing.push(img.alt + ': ' + m.name);
+    }
+  }
+  return {drawn, missing};
 })()"""
 
 
@@ -162,7 +197,8 @@ def problems_from(events: list[dict]) -> list[str]:
     return found
 
 
-def check(page: Path, screenshot: Path | None, min_plots: int, browser: str, min_gates: int = 0) -> dict:
+def check(page: Path, screenshot: Path | None, min_plots: int, browser: str, min_gates: int = 0,
+          expect: tuple[str, ...] = (), title: str | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="check-report-") as profile:
         tools = DevTools(browser, profile)
         try:
@@ -185,6 +221,8 @@ def check(page: Path, screenshot: Path | None, min_plots: int, browser: str, min
                     break
                 if found["pending"] == 0 and found["plots"]:  # all decoded or failed: no use waiting
                     break
+            found["marks"] = tools.send("Runtime.evaluate", {"expression": MARKS, "returnByValue": True},
+                                        session=session)["result"]["value"]
             if screenshot is not None:
                 shot = tools.send("Page.captureScreenshot",
                                   {"format": "png", "captureBeyondViewport": True}, session=session)
@@ -200,6 +238,11 @@ def check(page: Path, screenshot: Path | None, min_plots: int, browser: str, min
         failures.append(f"{found['gates']} gate rows (stored vs now) shown, expected at least {min_gates}")
     failures += [f"plot not drawn: {alt}" for alt in found["broken"]]
     failures += [f"plot not visible: {alt}" for alt in found["hidden"]]
+    marks = found.get("marks") or {"drawn": {}, "missing": []}
+    failures += [f"plot mark not drawn: {what}" for what in marks["missing"]]
+    failures += [f"no plot draws a {name}" for name in expect if not marks["drawn"].get(name)]
+    if title is not None and title not in found["title"]:
+        failures.append(f"the page's title {found['title']!r} does not contain {title!r}")
     found["failures"] = failures
     return found
 
@@ -211,13 +254,18 @@ def main() -> int:
     parser.add_argument("--min-plots", type=int, default=1)
     parser.add_argument("--min-gates", type=int, default=0,
                         help="at least this many visible rows of 'Against the stored run' tables")
+    parser.add_argument("--expect", default="", metavar="NAMES",
+                        help="comma-separated marks at least one plot must draw: legend, mean-line, "
+                             "limit-ttft, limit-tpot, p50, p99")
+    parser.add_argument("--title", default=None, help="text the page's title must contain")
     parser.add_argument("--browser", default=None, help="Chromium's path (default: found on PATH)")
     args = parser.parse_args()
     browser = args.browser or find_browser()
     if browser is None:
         print("no Chromium found (tried " + ", ".join(BROWSERS) + ")", file=sys.stderr)
         return 2
-    found = check(args.page, args.screenshot, args.min_plots, browser, args.min_gates)
+    expect = tuple(n.strip() for n in args.expect.split(",") if n.strip())
+    found = check(args.page, args.screenshot, args.min_plots, browser, args.min_gates, expect, args.title)
     print(json.dumps(found, indent=2))
     return 1 if found["failures"] else 0
 

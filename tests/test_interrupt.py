@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -89,15 +90,18 @@ def _default_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _interrupt(tmp_path: Path, args: list[str], ready: Path, patience_s: float = 60.0) -> tuple[int, float, str]:
-    """Run pytest, send SIGINT once ``ready`` exists; (exit status, seconds from SIGINT to exit, output)."""
+def _interrupt(tmp_path: Path, args: list[str], ready: Path | Callable[[], bool],
+               patience_s: float = 60.0) -> tuple[int, float, str]:
+    """Run pytest, send SIGINT once ``ready`` exists (or says so); (exit status, seconds from
+    SIGINT to exit, output)."""
+    is_ready = ready if callable(ready) else ready.exists
     env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
     out = tmp_path / "out.txt"
     with open(out, "wb") as sink:
         proc = subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=tmp_path, stdout=sink,
                                 stderr=subprocess.STDOUT, env=env, preexec_fn=_default_signals)
         deadline = time.monotonic() + patience_s
-        while not ready.exists():
+        while not is_ready():
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
                 raise AssertionError(f"never got ready:\n{out.read_text()[-3000:]}")

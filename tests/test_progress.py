@@ -34,9 +34,10 @@ def _statuses(folder: Path) -> list[dict]:
     return out
 
 
-def _watch(folder: Path) -> str:
+def _watch(folder: Path, columns: int = 200) -> str:
     proc = subprocess.run([sys.executable, "-m", "pytest_mlperf.live.watch", str(folder), "--once"],
-                          capture_output=True, text=True, timeout=60, check=True)
+                          capture_output=True, text=True, timeout=60, check=True,
+                          env={**os.environ, "COLUMNS": str(columns)})
     return proc.stdout
 
 
@@ -99,6 +100,10 @@ def test_logs_get_a_progress_line_every_interval(pytester: pytest.Pytester, xdis
     counts = [int(m.group(1)) for m in map(pattern.match, result.outlines) if m]
     assert len(counts) >= 3, "\n".join(result.outlines)
     assert counts == sorted(counts) and counts[-1] > counts[0]
+    # the first heartbeat already has the true total (the pattern's /12), and pytest's own
+    # line is not repeated after each heartbeat
+    module_lines = [x for x in result.outlines if x.startswith("test_bench.py")]
+    assert len(module_lines) == (0 if xdist else 1), "\n".join(result.outlines)  # xdist: dots only
 
 
 def test_progress_can_be_turned_off(pytester: pytest.Pytester) -> None:
@@ -257,3 +262,249 @@ def test_status_files_are_never_read_half_written(tmp_path: Path) -> None:
         reads += 1
     writer.join()
     assert reads > 10 and json.loads(path.read_text())["completed"] == 299
+
+
+# -- the session from its first second: watch --follow, the terminal's width ----------------------
+
+SLOW_START = '''
+
+class SlowStart(SlowBackend):
+    """An engine that takes a while to load, as a real one does (minutes on a GPU)."""
+    name = "slow-start"
+
+    def start(self):
+        time.sleep(2.5)
+        super().start()
+
+
+BACKENDS["slow-start"] = SlowStart
+'''
+
+PLAIN_FAILURE = '''
+
+def test_not_a_benchmark_fails():
+    assert False, "the session's exit status is 1"
+'''
+
+
+def _slow_start_world(pytester: pytest.Pytester, n: int = 5) -> list[str]:
+    args = setup(pytester, n=n, scenarios='("Offline",)')
+    conftest = pytester.path / "conftest.py"
+    conftest.write_text(conftest.read_text() + SLOW_START)
+    return args
+
+
+def test_watch_follow_sees_a_new_session_from_its_first_second(pytester: pytest.Pytester) -> None:
+    """``watch --follow`` started before pytest, on a folder that still holds the last
+    session's files: it waits for the new session, then shows its benchmarks pending, the
+    first one's engine starting, running, and both finished, and exits with the session's exit
+    status (1: a plain test failed). The old session is never shown as the current one."""
+    args = _slow_start_world(pytester)
+    bench = pytester.path / "test_bench.py"
+    bench.write_text(bench.read_text() + PLAIN_FAILURE)
+    # a plain test collected before the benchmarks: while it runs, both are pending
+    pytester.makepyfile(test_a_first="import time\n\ndef test_first():\n    time.sleep(1.5)\n")
+    results = pytester.path / "results"
+    accuracy = "test_bench.py::test_bench[Offline-accuracy]"
+    performance = "test_bench.py::test_bench[Offline-performance]"
+    # the last session in this folder: finished, exit status 0, one benchmark passed
+    old = st.SessionInfo(id="20200101T000000-1", started=time.time() - 600, pid=1, host="elsewhere",
+                         finished=time.time() - 500, exitstatus=0, tests=[performance])
+    st.write_session(results, old)
+    st.write_status(st.status_path(results, performance), st.RunStatus(
+        session=old.id, nodeid=performance, benchmark="llama3.1-8b", scenario="Offline",
+        mode="performance", state=st.PASSED, completed=5, expected=5, tokens_per_second=9.0))
+
+    env = {**os.environ, "COLUMNS": "160"}
+    watch = subprocess.Popen([sys.executable, "-m", "pytest_mlperf.watch", str(results), "--follow",
+                              "--interval", "0.2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, env=env)
+    try:
+        time.sleep(1.0)  # watch is up and waiting before pytest starts
+        run = subprocess.run([sys.executable, "-m", "pytest", "--mlperf-backend=slow-start",
+                              "--mlperf-progress-interval=0", *args], cwd=pytester.path,
+                             capture_output=True, text=True, timeout=300)
+        shown, _ = watch.communicate(timeout=60)
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+    assert run.returncode == 1, run.stdout[-3000:]
+    assert watch.returncode == 1, shown[-3000:]
+    blocks = [b for b in shown.split("\n\n") if b.strip()]
+    assert blocks[0].startswith(f"waiting for a pytest-mlperf session in {results} (the last one, {old.id}")
+    screens = blocks[1:]
+    assert screens and not [b for b in screens if b.startswith(f"session {old.id}")], shown
+    new = json.loads((results / "session.json").read_text())
+    assert all(b.startswith(f"session {new['id']}: ") for b in screens), shown
+    assert new["tests"] == [performance, accuracy] and new["exitstatus"] == 1
+
+    def seen(state: str, nodeid: str) -> list[str]:
+        return [b for b in screens if re.search(rf"^{state}\s+{re.escape(nodeid)}", b, re.M)]
+
+    both_pending = [b for b in seen("pending", accuracy) if b in seen("pending", performance)]
+    assert both_pending, shown
+    starting = seen("starting", performance)  # the first test loads the engine
+    assert starting and all("starting engine" in b for b in starting), shown
+    assert seen("running", accuracy) and seen("running", performance), shown
+    first = {state: screens.index(seen(state, performance)[0]) for state in ("pending", "starting", "running")}
+    assert first["pending"] < first["starting"] < first["running"], first
+    final = screens[-1]
+    assert "finished after" in final and "exit status 1" in final and "2 of 2 benchmarks finished" in final
+    assert final in seen("passed", accuracy) and final in seen("passed", performance), final
+    assert re.search(r"^state\s+test\s+tokens/s\s+p99 TTFT ms\s+p99 TPOT ms\s+time$", final, re.M), final
+
+
+def test_watch_shows_a_session_whose_pytest_died_as_died(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    pid = int(dead.stdout)
+    import socket
+
+    info = st.SessionInfo(id="s-dead", started=time.time() - 60, pid=pid, host=socket.gethostname(),
+                          tests=["t.py::a", "t.py::b"])
+    st.write_session(tmp_path, info)
+    st.write_status(st.status_path(tmp_path, "t.py::a"), st.RunStatus(
+        session=info.id, nodeid="t.py::a", benchmark="llama3.1-8b", scenario="Offline",
+        mode="performance", state=st.RUNNING, completed=3, expected=10, pid=pid,
+        host=socket.gethostname(), started=time.time() - 30, updated=time.time() - 20))
+    shown = _watch(tmp_path)
+    assert shown.startswith("session s-dead: died (its pytest is gone without a final status); 0 of 2")
+    assert re.search(r"^died\s+t\.py::a$", shown, re.M) and re.search(r"^died\s+t\.py::b$", shown, re.M)
+    assert "running" not in shown
+    narrow = _watch(tmp_path, columns=40)
+    assert max(map(len, narrow.splitlines())) <= 40 and narrow.startswith("session s-dead: died")
+    follow = subprocess.run([sys.executable, "-m", "pytest_mlperf.watch", str(tmp_path), "--follow",
+                             "--session", info.id], capture_output=True, text=True, timeout=60)
+    assert follow.returncode == 1 and "died" in follow.stdout
+
+
+@pytest.mark.parametrize("columns", [80, 160])
+def test_the_live_line_is_as_wide_as_the_real_terminal(pytester: pytest.Pytester, columns: int) -> None:
+    """pytest on a pseudo-terminal of ``columns`` columns, no COLUMNS in the environment: the
+    width comes from the terminal itself (while pytest captures the test's output, the
+    standard streams would say 80). The screen, replayed through pyte, shows whole lines:
+    at 160 every phrase (the test's place, its parameters, elapsed and left), at 80 what fits,
+    never a line cut short; and the engine's start as its own phase."""
+    pyte = pytest.importorskip("pyte")
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    args = _slow_start_world(pytester)
+    env = {**os.environ, "LINES": "200", "TERM": "xterm"}
+    env.pop("COLUMNS", None)
+    env.pop("PYTEST_ADDOPTS", None)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: pytest on a terminal of that size
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 200, columns, 0, 0))
+        os.chdir(pytester.path)
+        os.execve(sys.executable, [sys.executable, "-m", "pytest", "--mlperf-backend=slow-start",
+                                   "-p", "no:xdist", *args], env)
+    screen = pyte.Screen(columns, 200)
+    stream = pyte.ByteStream(screen)
+    seen: list[str] = []
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        stream.feed(chunk)
+        seen += [line.rstrip() for line in screen.display if line.startswith("[mlperf] ")]
+    os.waitpid(pid, 0)
+    assert seen, "\n".join(screen.display)
+    assert all(len(x) < columns and not x.endswith("…") for x in seen), seen
+    node = r"test_bench\[Offline-(performance|accuracy)\]"
+    if columns == 160:
+        running = [x for x in seen if re.fullmatch(
+            rf"\[mlperf\] test [12] of 2 · {node}: \d+/5 queries \(\d+%\) · [\d,.]+ tokens/s · "
+            r"\d+:\d\d elapsed( · ~\d+:\d\d left)?", x)]
+        assert any("left" in x for x in running), seen
+        assert any(re.fullmatch(rf"\[mlperf\] test 1 of 2 · {node}: starting engine · 0:0\d elapsed", x)
+                   for x in seen), seen
+    else:
+        assert any(re.fullmatch(r"\[mlperf\] .*: \d+/5 queries \(\d+%\) · [\d,.]+ tokens/s · ~\d+:\d\d left", x)
+                   for x in seen), seen
+        assert any("starting engine" in x for x in seen), seen
+
+
+# -- the run's place in the session ----------------------------------------------------------------
+
+RECORD_PLACES = '''
+
+PLACES = []
+
+
+@pytest.fixture
+def mlperf_runner(mlperf_runner, request):
+    """The plugin's runner, noting the item's place as each loadgen run starts."""
+    from pytest_mlperf.core import stash
+
+    def run(mode, overrides=None, label=None):
+        PLACES.append([request.node.name, request.node.stash[stash.PLACE].to_json()])
+        return mlperf_runner(mode, overrides=overrides, label=label)
+    return run
+
+
+def pytest_sessionfinish(session):
+    from pathlib import Path
+    Path("places.json").write_text(json.dumps(PLACES))
+'''
+
+
+def test_each_run_knows_its_place_in_the_session(pytester: pytest.Pytester) -> None:
+    """Test k of N, repeat i of n and TEST06's audit run, set by the run layer before each
+    loadgen run, as the status file, the live line and watch get them."""
+    args = setup(pytester, n=4, scenarios='("Offline",)')
+    conftest = pytester.path / "conftest.py"
+    conftest.write_text(conftest.read_text() + RECORD_PLACES)
+    result = pytester.runpytest_subprocess("--mlperf-backend=copy", "--mlperf-repeat=2",
+                                           "--mlperf-compliance=TEST06", "--mlperf-progress-interval=0", *args)
+    result.assert_outcomes(passed=2)
+    places = json.loads((pytester.path / "places.json").read_text())
+    perf, acc = "test_bench[Offline-performance]", "test_bench[Offline-accuracy]"
+    assert places == [
+        [perf, {"test": 1, "tests": 2, "repeat": 1, "repeats": 2}],
+        [perf, {"test": 1, "tests": 2, "repeat": 2, "repeats": 2}],
+        [perf, {"test": 1, "tests": 2, "audit": "TEST06"}],
+        [acc, {"test": 2, "tests": 2}],
+    ], places
+    statuses = {s["nodeid"].rsplit("::", 1)[-1]: s for s in _statuses(pytester.path / "results")}
+    assert statuses[perf]["place"] == {"test": 1, "tests": 2, "audit": "TEST06"}
+
+
+def test_place_words() -> None:
+    from pytest_mlperf.core.place import Place, words
+
+    assert words(None) == [] and words(Place(test=1, tests=1).to_json()) == []  # alone: nothing to say
+    assert words(Place(test=3, tests=8, repeat=2, repeats=3).to_json()) == ["test 3 of 8", "repeat 2 of 3"]
+    assert words(Place(test=1, tests=2, peak_run=4, target_qps=12.5).to_json()) == [
+        "test 1 of 2", "find-peak run 4 @ 12.5 qps"]
+    assert words(Place(audit="TEST06", target_qps=12.5).to_json()) == ["TEST06 audit"]
+
+
+def test_an_engine_that_fails_to_start_leaves_no_starting_status(pytester: pytest.Pytester) -> None:
+    args = setup(pytester, n=4, scenarios='("Offline",)')
+    conftest = pytester.path / "conftest.py"
+    conftest.write_text(conftest.read_text() + '''
+
+class FailStart(CopyBackend):
+    name = "fail-start"
+
+    def start(self):
+        time.sleep(0.5)
+        raise RuntimeError("no GPU left")
+
+
+BACKENDS["fail-start"] = FailStart
+''')
+    result = pytester.runpytest_subprocess("--mlperf-backend=fail-start", "--mlperf-mode=performance",
+                                           "--mlperf-progress-interval=0", *args)
+    result.assert_outcomes(failed=1)
+    [status] = _statuses(pytester.path / "results")
+    assert status["state"] == "failed" and "failed to start: RuntimeError: no GPU left" in status["reason"]
+    assert status["elapsed_s"] >= 0.5
+    shown = _watch(pytester.path / "results")
+    assert re.search(r"^failed\s+test_bench\.py::test_bench\[Offline-performance\]", shown, re.M), shown

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import pytest
@@ -190,3 +191,74 @@ def test_chromium_check_fails_a_broken_page(tmp_path: Path) -> None:
     assert "console.error: boom" in failures
     assert "plot not drawn: broken plot" in failures
     assert "1 plots on the page, expected at least 2" in failures
+
+
+# -- what the plots draw, as a reader sees it --------------------------------------------------
+
+MARKS = ("legend", "mean-line", "limit-ttft", "limit-tpot", "p50", "p99")
+
+
+def test_plots_draw_limits_legends_and_the_reported_mean_in_chromium(page: dict) -> None:
+    """The Server record's TTFT/TPOT limits are drawn on its latency plots, each histogram has
+    its p50/p99 in a legend, the throughput plot draws the reported tokens/s as a line; each
+    mark is looked for, by its colour inside its box, in the image Chromium decoded. The page's
+    title names the session."""
+    _chromium()
+    session = json.loads((page["folder"] / "results" / "session.json").read_text())["id"]
+    proc = subprocess.run([sys.executable, str(CHECK), str(page["page"]), "--min-plots", "8",
+                           "--expect", ",".join(MARKS), "--title", f"(session {session})"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    found = json.loads(proc.stdout)
+    assert found["title"].startswith("pytest-mlperf: llama3.1-8b Offline, Server"), found["title"]
+    assert found["marks"]["missing"] == [] and set(MARKS) <= set(found["marks"]["drawn"])
+
+
+def test_the_mark_check_can_fail(page: dict, tmp_path: Path) -> None:
+    """A listed mark whose colour is not inside its box (moved to the image's blank corner) is
+    caught, and so is an expected mark no plot draws."""
+    _chromium()
+    text = page["page"].read_text()
+    at = text.index("mean-line")  # the first throughput plot's mean line (in pytest-html's blob)
+    start = text.index("[", text.index("box", at))
+    moved = text[:start] + "[1, 1, 4, 4]" + text[text.index("]", start) + 1:]
+    assert moved != text
+    broken = tmp_path / "moved.html"
+    broken.write_text(moved)
+    proc = subprocess.run([sys.executable, str(CHECK), str(broken), "--expect", "mean-line,nonesuch"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    failures = json.loads(proc.stdout)["failures"]
+    assert any(f.startswith("plot mark not drawn: Throughput over the run: mean-line") for f in failures), failures
+    assert "no plot draws a nonesuch" in failures
+
+
+def test_throughput_is_a_sliding_window_and_accuracy_runs_stand_apart() -> None:
+    from pytest_mlperf.core.details import RunDetails
+    from pytest_mlperf.report.plots import MIN_WINDOW_S, sliding_rates, timeline_plot
+
+    # completions in bursts every 2 s (batch ends): per-sample rates swing 0 <-> 1000 tokens/s,
+    # a 5 % window of a 100 s run (5 s) sees the steady 500 tokens/s
+    timeline = [(float(t), 100, t // 2, 1000 * (t // 2)) for t in range(0, 101)]
+    window, rates = sliding_rates(timeline)
+    assert window == 5.0 and window >= MIN_WINDOW_S
+    assert all(400 <= r <= 600 for r in rates[10:]), rates[10:]
+    short = [(0.0, 1, 0, 0), (0.5, 1, 0, 0), (1.0, 1, 1, 40)]
+    assert sliding_rates(short) == (1.0, [0.0, 0.0, 40.0])
+
+    details = RunDetails(timeline=tuple(timeline))
+    performance = _record("performance", tokens_per_second=500.0)
+    accuracy = _record("accuracy", tokens_per_second=None)
+    made = timeline_plot(details, performance)
+    assert made is not None and made.title == "Throughput over the run"
+    assert {e.name for e in made.elements} == {"mean-line", "legend"}
+    apart = timeline_plot(details, accuracy)
+    assert apart is not None and apart.title == "Accuracy run over time"
+    assert {e.name for e in apart.elements} == {"legend"}  # no performance figure to draw
+
+
+def _record(mode: str, tokens_per_second: float | None) -> Any:
+    """What the throughput plot reads of a record (a double: the plot logic is under test)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(mode=mode, figures=SimpleNamespace(tokens_per_second=tokens_per_second))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,7 @@ class _WatchedResponder:
         with self._watch.lock:
             first = self._watch.first.pop(query.response_id, None)
             self._watch.completed += 1
+            self._watch.completed_at.append(time.monotonic())
             if first is not None and len(tokens) and tokens[0] == first:
                 self._watch.first_then_complete += 1
         self._inner.complete(query, tokens)
@@ -147,6 +149,8 @@ class Watch(Backend):
         self.first: dict[int, int] = {}
         self.completed = 0
         self.first_then_complete = 0
+        self.issued_at: float | None = None
+        self.completed_at: list[float] = []
 
     def start(self) -> None:
         pass
@@ -155,6 +159,8 @@ class Watch(Backend):
         self.inner.prepare(scenario)
 
     def issue(self, queries: Sequence[Query], responder: Responder) -> None:
+        if self.issued_at is None:
+            self.issued_at = time.monotonic()
         self.inner.issue(queries, _WatchedResponder(responder, self))
 
     def flush(self) -> None:
@@ -356,6 +362,38 @@ def test_engine_kwargs_turn_prefix_caching_off(engine_args: dict, expected: bool
     from pytest_mlperf.backends.vllm_backend import engine_kwargs
 
     assert engine_kwargs(embedded.MODEL_DIR, engine_args)["enable_prefix_caching"] is expected
+
+
+@needs_vllm
+def test_offline_completes_each_query_as_it_finishes(
+    system: SystemSpec, prompts: list[list[int]], reference: list[list[int]], tmp_path: Path
+) -> None:
+    """Offline on ``LLM``: loadgen hears of each query at the engine step it finished in, not
+    all at the end of one ``generate`` (the live line, the throughput plot and the per-query
+    latencies see the run as it goes), with the same outputs. ``max_num_seqs=8`` makes the 64
+    samples go through the engine in waves, as 2,000 do through an H200's 512 (on this CPU the
+    prefill of the whole batch would otherwise take most of the run). Its own engine, after
+    the module's last use of ``backend``: closing an in-process engine takes vLLM's
+    process-wide parallel groups with it."""
+    from pytest_mlperf.backends.vllm_backend import VllmBackend
+
+    engine = VllmBackend(system, {"max_num_seqs": 8}, GenerationConfig())
+    engine.start()
+    try:
+        watch = Watch(engine)
+        result = _run(watch, Scenario.OFFLINE, Mode.ACCURACY, prompts[:OFFLINE_SAMPLES],
+                      tmp_path / "run")
+        assert engine.describe()["engine"] == "vllm.LLM"
+    finally:
+        engine.close()
+    _assert_clean(result)
+    assert watch.issued_at is not None and watch.completed == OFFLINE_SAMPLES
+    first, last = (t - watch.issued_at for t in (min(watch.completed_at), max(watch.completed_at)))
+    assert first < 0.4 * last, (first, last)
+    # spread over the run, not a few bursts
+    assert len({round(t, 3) for t in watch.completed_at}) >= OFFLINE_SAMPLES // 4
+    outputs = _accuracy_outputs(result)
+    assert [outputs[i]["tokens"] for i in range(COMPARED)] == reference
 
 
 @needs_vllm

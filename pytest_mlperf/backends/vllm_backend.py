@@ -3,9 +3,11 @@
 Two engines, one at a time, chosen in :meth:`VllmBackend.prepare` (before a run, never during
 one):
 
-- Offline on ``vllm.LLM``: ``LLM.generate`` over everything issued, on the backend's own worker
-  thread (vLLM's fastest batch path; in-process on a CPU, so the worker sets its own OpenMP
-  thread count, :func:`configure_engine_thread`).
+- Offline on ``vllm.LLM``: what ``LLM.generate`` does over everything issued (add every
+  request, step the engine until none is left: vLLM's fastest batch path), on the backend's own
+  worker thread, each query handed to loadgen at the step it finished in rather than all at the
+  end (in-process on a CPU, so the worker sets its own OpenMP thread count,
+  :func:`configure_engine_thread`).
 - Server, SingleStream, Interactive on ``AsyncLLM``, driven on one long-lived event loop of its
   own thread: every query in flight at once, DELTA outputs, the first token reported as soon as
   the engine yields it. (The reference Server SUT keeps one query per worker thread and calls
@@ -26,7 +28,7 @@ import itertools
 import os
 import queue
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -347,44 +349,50 @@ class VllmBackend(Backend):
 
     def _generate_batches(self, batches: list[tuple[list[Query], Responder]]) -> None:
         work = [(q, responder) for queries, responder in batches for q in queries]
+
+        def done(index: int, tokens: list[int]) -> None:
+            query, responder = work[index]
+            responder.complete(query, tokens)
+
         try:
-            outputs = self._generate_all([q.prompt for q, _ in work])
+            self._generate_all([q.prompt for q, _ in work], done)
         except BaseException as exc:  # noqa: BLE001 - report any engine failure to loadgen
             for responder in {id(r): r for _, r in work}.values():
                 responder.fail(exc)
-            return
-        for (query, responder), tokens in zip(work, outputs, strict=True):
-            responder.complete(query, tokens)
 
-    def _generate_all(self, prompts: Sequence[Sequence[int]]) -> list[list[int]]:
-        """Greedy outputs for ``prompts``, all submitted at once; blocks the calling thread."""
-        from vllm.inputs import TokensPrompt
-
+    def _generate_all(self, prompts: Sequence[Sequence[int]],
+                      done: Callable[[int, list[int]], None]) -> None:
+        """Greedy outputs for ``prompts``, all submitted at once; ``done(index, tokens)`` for
+        each as it finishes (not at the end of the batch: loadgen, the live line and the
+        per-query latencies see the run as it goes). Blocks the calling thread."""
         params = self._offline_params
         with self._engine_lock:
             if self.llm is not None:
-                outputs = self.llm.generate(
-                    [TokensPrompt(prompt_token_ids=list(p)) for p in prompts], params,
-                    use_tqdm=False,
-                )
-                return [list(o.outputs[0].token_ids) for o in outputs]
+                _drive_llm(self.llm, prompts, params, done)
+                return
             engine, loop = self.async_engine, self._loop
         if engine is None or loop is None:
             raise RuntimeError("the vllm engine is not running (closed, or never prepared)")
+        from vllm.inputs import TokensPrompt
 
-        async def one(prompt: Sequence[int]) -> list[int]:
+        async def one(index: int, prompt: Sequence[int]) -> None:
             tokens: list[int] = []
             async for out in engine.generate(
                 TokensPrompt(prompt_token_ids=list(prompt)), params,
                 request_id=self._request_id("o"),
             ):
                 tokens.extend(out.outputs[0].token_ids)
-            return tokens
+            done(index, tokens)
 
-        async def all_of() -> list[list[int]]:
-            return list(await asyncio.gather(*(one(p) for p in prompts)))
+        async def all_of() -> None:
+            tasks = [asyncio.ensure_future(one(i, p)) for i, p in enumerate(prompts)]
+            try:
+                await asyncio.gather(*tasks)
+            finally:  # one failed: the others go too (the run is failed as a whole)
+                for task in tasks:
+                    task.cancel()
 
-        return asyncio.run_coroutine_threadsafe(all_of(), loop).result()
+        asyncio.run_coroutine_threadsafe(all_of(), loop).result()
 
     # -- streaming: the event loop ----------------------------------------------------------
     def _spawn(self, queries: list[Query], responder: Responder) -> None:
@@ -420,6 +428,60 @@ class VllmBackend(Backend):
 
     def _request_id(self, prefix: str) -> str:
         return f"{prefix}{next(self._request_ids)}"
+
+
+def _drive_llm(llm: Any, prompts: Sequence[Sequence[int]], params: Any,
+               done: Callable[[int, list[int]], None]) -> None:
+    """What ``LLM.generate`` does (add every request, then step the engine until none is
+    left), with each finished request handed to ``done`` at the step it finished in."""
+    from vllm.inputs import TokensPrompt
+
+    engine = llm.llm_engine
+    token_prompts = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts]
+    index_of = _add_requests(llm, token_prompts, params)
+    try:
+        while index_of and engine.has_unfinished_requests():
+            for output in engine.step():
+                if output.finished:
+                    index = index_of.pop(output.request_id, None)
+                    if index is None:
+                        raise RuntimeError(
+                            f"vllm finished request {output.request_id!r}, which this run did "
+                            "not add (another caller of the same LLM?)"
+                        )
+                    done(index, list(output.outputs[0].token_ids))
+    except BaseException:
+        if index_of:  # an error or Ctrl-C mid-run: leave no request in the engine
+            engine.abort_request(list(index_of))
+        raise
+    if index_of:
+        raise RuntimeError(f"vllm stopped with {len(index_of)} request(s) unfinished")
+
+
+def _add_requests(llm: Any, prompts: Sequence[Any], params: Any) -> dict[str, int]:
+    """Add ``prompts`` to ``llm``'s engine as ``LLM.generate`` does; their request ids (as
+    the engine's outputs carry them) -> index in ``prompts``."""
+    if hasattr(llm, "enqueue"):
+        # LLM.generate's own path (prompt rendering, its request counter). enqueue returns
+        # the engine's internal ids, ``<request id>-<8 random characters>`` where vLLM
+        # randomizes them; the outputs carry the request id before the suffix.
+        ids = llm.enqueue(prompts, params, use_tqdm=False)
+        return {str(rid).split("-", 1)[0]: i for i, rid in enumerate(ids)}
+    # vLLM without LLM.enqueue: the engine's own add_request, with ids of our own.
+    base = f"mlperf{next(_LLM_BATCHES)}_"
+    index_of: dict[str, int] = {}
+    try:
+        for i, prompt in enumerate(prompts):
+            llm.llm_engine.add_request(f"{base}{i}", prompt, params)
+            index_of[f"{base}{i}"] = i
+    except BaseException:
+        if index_of:
+            llm.llm_engine.abort_request(list(index_of))
+        raise
+    return index_of
+
+
+_LLM_BATCHES = itertools.count()
 
 
 async def _shutdown_async(engine: Any) -> None:

@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_mlperf.core import stash
 from pytest_mlperf.core.details import Histogram, RunDetails, Sample, percentile
+from pytest_mlperf.core.place import Place
 from pytest_mlperf.core.vocabulary import Mode, Scenario
 from pytest_mlperf.live import status as st
 
@@ -81,7 +83,8 @@ class RunTracker:
 
     def __init__(self, *, output: Path, session: st.SessionInfo, nodeid: str, benchmark: str,
                  scenario: Scenario, mode: Mode, outdir: Path, expected: Expectation,
-                 user_conf: str = "", resolve: Callable[[str], Any] | None = None) -> None:
+                 user_conf: str = "", resolve: Callable[[str], Any] | None = None,
+                 place: Place | None = None) -> None:
         self.path = st.status_path(output, nodeid)
         self.scenario, self.mode, self.expected = scenario, mode, expected
         self.user_conf = user_conf
@@ -98,6 +101,7 @@ class RunTracker:
             mode=mode.value, state=st.RUNNING, outdir=str(outdir), expected=expected.queries,
             pid=os.getpid(), host=socket.gethostname(),
             worker=os.environ.get("PYTEST_XDIST_WORKER", "main"), started=now, updated=now,
+            place=place.to_json() if place is not None else None,
         )
         self._write()
 
@@ -245,7 +249,55 @@ def track_run(request: pytest.FixtureRequest, plan: Any, mode: Mode, outdir: Pat
         output=options.output, session=session_info(request.config), nodeid=request.node.nodeid,
         benchmark=plan.benchmark, scenario=plan.scenario, mode=mode, outdir=outdir,
         expected=expected, user_conf=user_conf, resolve=request.getfixturevalue,
+        place=request.node.stash.get(stash.PLACE, None),
     )
     trackers = request.node.stash.setdefault(TRACKERS, [])
     trackers.append(tracker)
     return tracker
+
+
+def engine_starting(item: pytest.Item) -> None:
+    """The test's status file while its engine loads (:data:`stash.ON_ENGINE_START`): state
+    ``starting``, so the live line and ``watch`` show the wait (minutes on a GPU) and how long
+    it has been; the run's tracker replaces it when loadgen starts."""
+    options = item.config.stash[stash.OPTIONS]
+    session = session_info(item.config)
+    spec = item.stash.get(stash.SPEC, None)
+    scenario = getattr(item, "callspec", None)
+    params = scenario.params if scenario is not None else {}
+    now = time.time()
+    place = item.stash.get(stash.PLACE, None)
+    status = st.RunStatus(
+        session=session.id, nodeid=item.nodeid, benchmark=getattr(spec, "benchmark", ""),
+        scenario=getattr(params.get("mlperf_scenario"), "value", ""),
+        mode=getattr(params.get("mlperf_mode"), "value", ""), state=st.STARTING,
+        pid=os.getpid(), host=socket.gethostname(),
+        worker=os.environ.get("PYTEST_XDIST_WORKER", "main"), started=now, updated=now,
+        place=place.to_json() if place is not None else None,
+    )
+    st.write_status(st.status_path(options.output, item.nodeid), status)
+
+
+def finish_starting(item: pytest.Item, *, passed: bool, reason: str | None) -> None:
+    """A test that ended before any loadgen run (its engine failed to start, say): its
+    ``starting`` status file gets the test's final state, so nothing shows it loading forever."""
+    output = item.config.stash[stash.OPTIONS].output
+    path = st.status_path(output, item.nodeid)
+    found = st.read_statuses(output, session_info(item.config).id) if path.is_file() else []
+    status = next((s for s in found if s.nodeid == item.nodeid and s.state == st.STARTING), None)
+    if status is None:
+        return
+    now = time.time()
+    st.write_status(path, replace(status, state=st.PASSED if passed else st.FAILED,
+                                  reason=None if passed else reason, elapsed_s=round(now - status.started, 3),
+                                  updated=now))
+
+
+def number_tests(items: list[pytest.Item]) -> list[str]:
+    """Give each benchmark test its place (test k of N) and return their node ids, in order.
+    Every process numbers the same collection (xdist workers collect it all)."""
+    benchmarks = [item for item in items if stash.SPEC in item.stash
+                  and "mlperf_scenario" in getattr(getattr(item, "callspec", None), "params", {})]
+    for k, item in enumerate(benchmarks, 1):
+        stash.update_place(item, test=k, tests=len(benchmarks))
+    return [item.nodeid for item in benchmarks]

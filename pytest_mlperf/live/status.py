@@ -25,9 +25,12 @@ from typing import Any
 
 STATUS_DIR = "status"
 SESSION_FILE = "session.json"
-#: states a run goes through; the last two are final
-RUNNING, SCORING, PASSED, FAILED = "running", "scoring", "passed", "failed"
-ACTIVE = (RUNNING, SCORING)
+#: states a run goes through; the last two are final. ``starting``: its engine is loading.
+STARTING, RUNNING, SCORING, PASSED, FAILED = "starting", "running", "scoring", "passed", "failed"
+ACTIVE = (STARTING, RUNNING, SCORING)
+#: what ``watch`` says of a collected test without a status file yet, and of a run (or a
+#: session) whose process is gone without a final state
+PENDING, DIED = "pending", "died"
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class SessionInfo:
     command: str = ""
     finished: float | None = None
     exitstatus: int | None = None
+    #: the session's benchmark tests (node ids) as collected: those without a status file of
+    #: this session are pending
+    tests: list[str] = dataclasses.field(default_factory=list)
 
     @classmethod
     def new(cls, command: str = "") -> SessionInfo:
@@ -79,6 +85,8 @@ class RunStatus:
     worker: str = "main"
     started: float = 0.0
     updated: float = 0.0
+    #: where the run stands in its session (:class:`pytest_mlperf.core.place.Place` as JSON)
+    place: dict[str, Any] | None = None
 
     @property
     def active(self) -> bool:
@@ -183,7 +191,11 @@ def progress_parts(status: RunStatus, now: float | None = None) -> list[str]:
     elapsed = status.elapsed_s
     if status.active and now is not None and status.started:
         elapsed = max(elapsed, now - status.started)
+    if status.state == STARTING:
+        return ["starting engine", f"{clock(elapsed)} elapsed"]
     parts = []
+    if not status.expected and not status.issued and status.state == RUNNING:
+        return ["loadgen starting", f"{clock(elapsed)} elapsed"]  # no total to show yet
     if status.expected:
         percent = 100.0 * status.completed / status.expected
         parts.append(f"{status.completed}/{status.expected} queries ({min(percent, 100.0):.0f}%)")

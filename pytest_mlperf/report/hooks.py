@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 import warnings
@@ -27,9 +28,12 @@ from pytest_mlperf.live.progress import SESSION, TRACKERS, session_info
 
 
 def register(config: pytest.Config) -> None:
+    from pytest_mlperf.live.progress import engine_starting
+
     config.pluginmanager.register(RunReporting(), "mlperf-run-reporting")
     from pytest_mlperf.report import remote
 
+    config.stash[stash.ON_ENGINE_START] = engine_starting  # "starting engine" in the status file
     if hasattr(config, "workerinput"):
         remote.register(config)  # a worker on another host: its files back to the controller
         return
@@ -68,10 +72,36 @@ class XdistSession:
 class RunReporting:
     """Where the benchmark ran."""
 
+    @pytest.hookimpl(trylast=True)  # after the collection checks: a refused session writes nothing
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        from pytest_mlperf.live.progress import number_tests
+
+        tests = number_tests(session.items)
+        config = session.config
+        worker = getattr(config, "workerinput", {}).get("workerid")
+        if config.option.collectonly or worker not in (None, "gw0") or not tests:
+            return  # a session without benchmarks leaves no folder behind
+        if session.testsfailed and not config.option.continue_on_collection_errors:
+            return  # collection failed: pytest stops, nothing ran
+        # session.json as soon as the session is known to run, before any engine starts: watch
+        # tells this session from the last one in the same folder, and shows its benchmarks
+        # pending until their status files say otherwise (under xdist the controller collects
+        # nothing; the first worker writes it for the controller's session).
+        info = dataclasses.replace(session_info(config), tests=tests)
+        config.stash[SESSION] = info
+        with contextlib.suppress(OSError):  # replaces the last session's, in a reused folder
+            st.write_session(config.stash[stash.OPTIONS].output, info)
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         report = yield
         trackers = item.stash.get(TRACKERS, [])
+        if call.when == "call" and not trackers and stash.SPEC in item.stash:
+            from pytest_mlperf.live.progress import finish_starting
+
+            lines = (report.longreprtext or "").strip().splitlines()
+            with contextlib.suppress(OSError):
+                finish_starting(item, passed=report.passed, reason=lines[-1] if lines else None)
         if call.when == "call" and trackers:
             result = item.stash.get(stash.RESULT, None)
             record = result.record if result is not None and result.executed else None

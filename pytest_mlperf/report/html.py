@@ -65,6 +65,7 @@ class HtmlReport:
     def __init__(self, config: Any) -> None:
         self._config = config
         self._environment_done = False
+        self._html_report: Any = None  # pytest-html's report object, for the title
 
     # -- where links point from ---------------------------------------------------------------
     def _report_dir(self) -> Path:
@@ -101,11 +102,33 @@ class HtmlReport:
         ]
 
 
+    def pytest_html_report_title(self, report: Any) -> None:
+        """The page names the benchmark session, not the file (asked at session start; the
+        benchmarks are added once they ran, in :meth:`pytest_html_results_summary`)."""
+        self._html_report = report
+        self._title(report)
+
+    def _title(self, report: Any) -> None:
+        from pytest_mlperf.core import stash
+        from pytest_mlperf.live.progress import SESSION
+
+        info = self._config.stash.get(SESSION, None)
+        records = self._config.stash.get(stash.RECORDS, [])
+        runs: dict[str, list[str]] = {}
+        for record in records:
+            scenarios = runs.setdefault(record.benchmark, [])
+            if record.scenario not in scenarios:
+                scenarios.append(record.scenario)
+        what = "; ".join(f"{b} {', '.join(s)}" for b, s in sorted(runs.items())) or "benchmarks"
+        report.title = f"pytest-mlperf: {what}" + (f" (session {info.id})" if info is not None else "")
+
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str],
                                     session: Any) -> None:
         from pytest_mlperf.core import stash
 
         records = sorted(self._config.stash.get(stash.RECORDS, []), key=lambda r: r.nodeid)
+        if self._html_report is not None:
+            self._title(self._html_report)
         if records:
             prefix.append(STYLE + self.summary_table(records))
 
@@ -199,7 +222,9 @@ class HtmlReport:
         made = plots(record, details)
         if made:
             parts.append("<h4>Plots</h4>")
-            parts += [f'<img class="mlperf-plot" alt="{esc(p.title)}" title="{esc(p.title)}" src="{p.data_uri}">'
+            # data-elements: what each plot drew and where (scripts/check_report.py looks)
+            parts += [f'<img class="mlperf-plot" alt="{esc(p.title)}" title="{esc(p.title)}" '
+                      f'data-elements="{esc(p.elements_json)}" src="{p.data_uri}">'
                       for p in made]
         if details is not None and details.samples:
             parts.append(self._samples(details))

@@ -3,8 +3,12 @@
 It reads the status files the benchmark processes write (:mod:`pytest_mlperf.live.status`), so it
 shows what xdist workers do as well as its own process. On a terminal: one line, rewritten
 every second below pytest's current line and erased (the cursor put back where pytest left it)
-before pytest writes again. Elsewhere (CI logs): one line per running benchmark every
-``--mlperf-progress-interval`` seconds, so a long run is never silent.
+before pytest writes again, as wide as the terminal is now (asked of the terminal itself: while
+pytest captures the test's output, ``COLUMNS``-less width queries on the standard streams say
+80); what does not fit is left out a phrase at a time, least useful first. Elsewhere (CI logs):
+one line per running benchmark every ``--mlperf-progress-interval`` seconds, so a long run is
+never silent; its first line for a run waits for the run's true total (or says that the engine
+or loadgen is starting), and pytest's own line is not repeated after it.
 
 During a test's call phase pytest captures file descriptor 1; the lines go to a duplicate of
 the terminal's descriptor taken at configure time, when capture is suspended.
@@ -20,6 +24,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from pytest_mlperf.core.place import words as place_words
 from pytest_mlperf.live import status as st
 
 PREFIX = "[mlperf] "
@@ -92,9 +97,16 @@ class LiveProgress:
                 if not running:
                     self._clear()
                 elif time.monotonic() >= self._hold_until:
-                    self._show(one_line(running, now, self._tw.fullwidth - 1))
+                    self._show(one_line(running, now, self.width() - 1))
             elif running:
                 self._lines([PREFIX + status_line(s, now) for s in running])
+
+    def width(self) -> int:
+        """The terminal's width now (it may have been resized), from the terminal itself."""
+        try:
+            return os.get_terminal_size(self._stream.fileno()).columns or self._tw.fullwidth
+        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            return self._tw.fullwidth
 
     # -- terminal mode -------------------------------------------------------------------------
     def _emit(self, text: str) -> None:
@@ -118,26 +130,52 @@ class LiveProgress:
 
     # -- log mode ------------------------------------------------------------------------------
     def _lines(self, lines: list[str]) -> None:
-        # pytest's line (its dots) is not finished: ours go below it, and then the start of
-        # its line again, so that what it appends lines up with what it counted
-        pending = getattr(self._tw, "_current_line", "") if self._tw.width_of_current_line else ""
-        self._emit(("\n" if self._tw.width_of_current_line else "") + "\n".join(lines) + "\n" + pending)
+        # pytest's line (its dots) is not finished: ours go below it; what pytest writes next
+        # starts a line of its own (repeating its module name after every heartbeat would
+        # bury the heartbeats)
+        self._emit(("\n" if self._tw.width_of_current_line else "") + "\n".join(lines) + "\n")
 
 
 def status_line(status: st.RunStatus, now: float) -> str:
-    state = "" if status.state == st.RUNNING else f" ({status.state})"
-    return f"{status.nodeid}{state}: " + ", ".join(st.progress_parts(status, now))
+    state = "" if status.state in (st.RUNNING, st.STARTING) else f" ({status.state})"
+    where = place_words(status.place)
+    where_text = f" ({', '.join(where)})" if where else ""
+    return f"{status.nodeid}{where_text}{state}: " + ", ".join(st.progress_parts(status, now))
 
 
 def one_line(running: list[st.RunStatus], now: float, width: int) -> str:
+    """The terminal's line, at most ``width`` characters: whole phrases, the least useful
+    left out first (the place in the session, then elapsed time, the test's parameters)."""
     if len(running) == 1:
         status = running[0]
-        text = f"{PREFIX}{status.test_name}: " + " · ".join(st.progress_parts(status, now))
+        parts = st.progress_parts(status, now)
+        where = place_words(status.place)
+        name = status.test_name
+        # the order phrases are given up in when the line is too long
+        candidates = [
+            (name, parts, where),
+            (name, parts, where[:1]),
+            (name, [p for p in parts if not p.endswith("elapsed")] or parts, where[:1]),
+            (name, [p for p in parts if not p.endswith("elapsed")] or parts, []),
+            (name.split("[", 1)[0], [p for p in parts if not p.endswith("elapsed")] or parts, []),
+        ]
+        texts = []
+        for test, shown, place in candidates:
+            head = f"{PREFIX}{' · '.join(place)} · {test}" if place else f"{PREFIX}{test}"
+            texts.append(f"{head}: " + " · ".join(shown))
     else:
         shares = []
         for status in running:
-            done = f"{100 * status.completed / status.expected:.0f}%" if status.expected else f"{status.completed}q"
+            if status.state == st.STARTING:
+                done = "starting engine"
+            else:
+                done = (f"{100 * status.completed / status.expected:.0f}%" if status.expected
+                        else f"{status.completed}q")
             eta = f" ~{st.clock(status.eta_s)}" if status.eta_s is not None else ""
             shares.append(f"{status.test_name} {done}{eta}")
-        text = f"{PREFIX}{len(running)} running: " + " | ".join(shares)
-    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+        texts = [f"{PREFIX}{len(running)} running: " + " | ".join(shares)]
+    for text in texts:
+        if len(text) <= width:
+            return text
+    text = texts[-1]
+    return text[: max(width - 1, 0)] + "…"

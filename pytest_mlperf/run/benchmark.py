@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from pytest_mlperf.core import stash
 from pytest_mlperf.core.record import (
     Accuracy,
     BenchmarkRecord,
@@ -113,7 +114,8 @@ class BenchmarkResult:
         conformance = classify(request, self.scenario, self.mode, snapshot(settings), sut)
         engines = get("mlperf_engines")
         try:
-            engine_start = engines.start(sut, self.scenario)
+            engine_start = engines.start(sut, self.scenario,
+                                         on_start=lambda: stash.engine_starting(request.node))
         except EngineStartError as exc:
             _fail(request, str(exc), exc.__cause__ or exc)
         from pytest_mlperf.run import conformance as rules_check

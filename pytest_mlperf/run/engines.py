@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -89,10 +89,11 @@ class EnginePool:
             self._keys[id(backend)] = key
         return backend
 
-    def start(self, backend: Backend, scenario: Scenario) -> float:
+    def start(self, backend: Backend, scenario: Scenario,
+              on_start: Callable[[], None] | None = None) -> float:
         """Start ``backend`` unless it runs already, and prepare it for ``scenario`` unless it
         was prepared for it last (an engine may load its scenario's engine there); the seconds
-        it took (0 when nothing was to do). :class:`EngineStartError` when it fails or passes
+        it took (0 when nothing was to do). ``on_start`` is called first when there is work. :class:`EngineStartError` when it fails or passes
         the time limit; the backend is then closed and dropped."""
         key = self._keys.get(id(backend))
         if key in self._failed:
@@ -100,6 +101,8 @@ class EnginePool:
         started = id(backend) in self._started
         if started and self._prepared.get(id(backend)) is scenario:
             return 0.0
+        if on_start is not None:
+            on_start()
         began = time.perf_counter()
         limit = self.timeout_s
 

@@ -16,12 +16,14 @@ item's stash (:data:`EXTRAS`) for the plugin to add to the record and the verdic
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from pytest_mlperf.core import stash
 from pytest_mlperf.core.record import Attempt, Compliance, PeakSearch
 from pytest_mlperf.core.vocabulary import Mode, Scenario
 
@@ -70,21 +72,34 @@ def perform(request: pytest.FixtureRequest, runner: Callable[..., Any], scenario
     if mode is not Mode.PERFORMANCE:
         return runner(mode)
 
+    item = request.node
+
     def measured(overrides: Mapping[str, Any] | None = None) -> tuple[Any, tuple[Any, ...]]:
         if options.repeat <= 1:
             run = _call(runner, mode, overrides)
             return run, ()
         from pytest_mlperf.run.repeat import repeated
 
-        return repeated(lambda: _call(runner, mode, overrides), options.repeat)
+        count = iter(range(1, options.repeat + 1))
+
+        def once() -> Any:  # the live line and watch say which repeat this is
+            stash.update_place(item, repeat=next(count), repeats=options.repeat)
+            return _call(runner, mode, overrides)
+
+        return repeated(once, options.repeat)
 
     if options.find_peak is not None and scenario in PEAK_SCENARIOS:
         from pytest_mlperf.run import peak
 
         start = request.getfixturevalue("mlperf_settings").build(mode).server_target_qps
+        probes = itertools.count(1)
+
+        def run_at(qps: float) -> Any:
+            stash.update_place(item, peak_run=next(probes), target_qps=qps)
+            return measured({"server_target_qps": qps})[0]
+
         try:
-            run, extras.peak = peak.search(lambda qps: measured({"server_target_qps": qps})[0],
-                                           start, options.find_peak)
+            run, extras.peak = peak.search(run_at, start, options.find_peak)
         except ValueError as exc:
             pytest.fail(f"--mlperf-find-peak: {exc}", pytrace=False)
     else:
@@ -115,6 +130,8 @@ def _test06(request: pytest.FixtureRequest, runner: Callable[..., Any], scenario
     overrides = dict(compliance.AUDIT_SETTINGS)
     if search is not None and search.peak_qps is not None:
         overrides["server_target_qps"] = search.peak_qps
+    stash.update_place(request.node, audit=compliance.TEST06, repeat=None, repeats=None, peak_run=None,
+                 target_qps=overrides.get("server_target_qps"))
     audit = _call(runner, mode, overrides, label=compliance.TEST06)
     spec = request.getfixturevalue("mlperf_spec")
     generation = request.getfixturevalue("mlperf_generation")

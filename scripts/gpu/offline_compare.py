@@ -1,6 +1,8 @@
 """H200: Offline tokens/s through the plugin against raw LLM.generate, one engine, one lease.
 
     PYTHONPATH=/tmp/site python3 scripts/gpu/offline_compare.py
+Prints offline_ratio (plugin / raw tokens/s; target 0.99) and, per plugin pass, when the first,
+median and last queries reached loadgen (the backend completes each as it finishes).
 Env: N (prompts per pass, 1000), ROUNDS (raw/plugin pairs, 2), TP (1), ENGINE_ARGS (JSON over
 the defaults below), TINY=1 (a small model, for a CPU dry run). Prefix caching is off, so every
 pass does the same work on the same prompts (probe_offline.py's generator).
