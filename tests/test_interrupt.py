@@ -5,11 +5,6 @@ crash, the finished test in the JUnit XML and the summary, and the interrupted r
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests import fake_world
+from tests.signalling import signal_pytest
 
 pytestmark = pytest.mark.engine_faults  # once in CI, not under -n 2 (.ci/run)
 
@@ -85,36 +81,11 @@ def _project(tmp_path: Path) -> list[str]:
             "--junitxml=junit.xml"]
 
 
-def _default_signals() -> None:
-    # a child started from a background shell inherits SIGINT ignored: undo that
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _interrupt(tmp_path: Path, args: list[str], ready: Path | Callable[[], bool],
                patience_s: float = 60.0) -> tuple[int, float, str]:
-    """Run pytest, send SIGINT once ``ready`` exists (or says so); (exit status, seconds from
-    SIGINT to exit, output)."""
-    is_ready = ready if callable(ready) else ready.exists
-    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
-    out = tmp_path / "out.txt"
-    with open(out, "wb") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=tmp_path, stdout=sink,
-                                stderr=subprocess.STDOUT, env=env, preexec_fn=_default_signals)
-        deadline = time.monotonic() + patience_s
-        while not is_ready():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise AssertionError(f"never got ready:\n{out.read_text()[-3000:]}")
-            time.sleep(0.1)
-        time.sleep(0.5)  # well inside the wait
-        proc.send_signal(signal.SIGINT)
-        sent = time.monotonic()
-        try:
-            status = proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise AssertionError(f"still running 60 s after Ctrl-C:\n{out.read_text()[-3000:]}") from None
-    return status, time.monotonic() - sent, out.read_text()
+    """Run pytest, send SIGINT half a second after ``ready`` exists (or says so): well inside
+    the wait; (exit status, seconds from SIGINT to exit, output)."""
+    return signal_pytest(tmp_path, args, ready, patience_s=patience_s)
 
 
 @pytest.mark.parametrize(("scenario", "backend", "flags"), CASES, ids=[f"{s}-{b}" for s, b, _ in CASES])

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,24 +116,28 @@ def test_progress_can_be_turned_off(pytester: pytest.Pytester) -> None:
     assert list((pytester.path / "results" / "status").glob("*.json"))  # the files stay
 
 
-def test_terminal_gets_one_live_line_that_leaves_pytests_output_intact(pytester: pytest.Pytester) -> None:
-    """On a terminal: one line, redrawn in place while the run goes, erased before pytest
-    writes, the cursor back where pytest left it. The bytes are replayed through a VT100
-    emulator (pyte) to see the screen a user would see."""
-    pyte = pytest.importorskip("pyte")
+def _on_a_terminal(pytester: pytest.Pytester, args: list[str], env: dict[str, str], columns: int,
+                   set_size: bool = False) -> tuple[Any, list[str], bytes]:
+    """pytest ``args`` on a pseudo-terminal, its bytes replayed through pyte: (the final
+    screen, every ``[mlperf]`` line the screen showed on the way, the raw bytes). ``set_size``:
+    the terminal itself is ``columns`` wide (the window size), not only the screen."""
+    import fcntl
     import pty
+    import struct
+    import termios
 
-    args = setup(pytester)
-    env = {**os.environ, "COLUMNS": "120", "LINES": "200", "TERM": "xterm"}
-    env.pop("PYTEST_ADDOPTS", None)
+    import pyte
+
     pid, fd = pty.fork()
     if pid == 0:  # the child: pytest on the pseudo-terminal
+        if set_size:
+            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 200, columns, 0, 0))
         os.chdir(pytester.path)
-        os.execve(sys.executable, [sys.executable, "-m", "pytest", "--mlperf-backend=slow",
-                                   "--mlperf-mode=performance", "-p", "no:xdist", *args], env)
-    screen = pyte.Screen(120, 200)
+        os.execve(sys.executable, [sys.executable, "-m", "pytest", "-p", "no:xdist", *args], env)
+    screen = pyte.Screen(columns, 200)
     stream = pyte.ByteStream(screen)
-    live_seen, raw = [], b""
+    seen: list[str] = []
+    raw = b""
     while True:
         try:
             chunk = os.read(fd, 4096)
@@ -142,8 +147,21 @@ def test_terminal_gets_one_live_line_that_leaves_pytests_output_intact(pytester:
             break
         raw += chunk
         stream.feed(chunk)
-        live_seen += [line.rstrip() for line in screen.display if line.startswith("[mlperf] ")]
+        seen += [line.rstrip() for line in screen.display if line.startswith("[mlperf] ")]
     os.waitpid(pid, 0)
+    return screen, seen, raw
+
+
+def test_terminal_gets_one_live_line_that_leaves_pytests_output_intact(pytester: pytest.Pytester) -> None:
+    """On a terminal: one line, redrawn in place while the run goes, erased before pytest
+    writes, the cursor back where pytest left it. The bytes are replayed through a VT100
+    emulator (pyte) to see the screen a user would see."""
+    pytest.importorskip("pyte")
+    args = setup(pytester)
+    env = {**os.environ, "COLUMNS": "120", "LINES": "200", "TERM": "xterm"}
+    env.pop("PYTEST_ADDOPTS", None)
+    screen, live_seen, raw = _on_a_terminal(
+        pytester, ["--mlperf-backend=slow", "--mlperf-mode=performance", *args], env, 120)
     lines = [line.rstrip() for line in screen.display]
     assert any(re.match(r"\[mlperf\] test_bench\[Offline-performance\]: \d+/12 queries \(\d+%\) · ", x)
                for x in live_seen), raw[-3000:]
@@ -385,35 +403,13 @@ def test_the_live_line_is_as_wide_as_the_real_terminal(pytester: pytest.Pytester
     standard streams would say 80). The screen, replayed through pyte, shows whole lines:
     at 160 every phrase (the test's place, its parameters, elapsed and left), at 80 what fits,
     never a line cut short; and the engine's start as its own phase."""
-    pyte = pytest.importorskip("pyte")
-    import fcntl
-    import pty
-    import struct
-    import termios
-
+    pytest.importorskip("pyte")
     args = _slow_start_world(pytester)
     env = {**os.environ, "LINES": "200", "TERM": "xterm"}
     env.pop("COLUMNS", None)
     env.pop("PYTEST_ADDOPTS", None)
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: pytest on a terminal of that size
-        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 200, columns, 0, 0))
-        os.chdir(pytester.path)
-        os.execve(sys.executable, [sys.executable, "-m", "pytest", "--mlperf-backend=slow-start",
-                                   "-p", "no:xdist", *args], env)
-    screen = pyte.Screen(columns, 200)
-    stream = pyte.ByteStream(screen)
-    seen: list[str] = []
-    while True:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        stream.feed(chunk)
-        seen += [line.rstrip() for line in screen.display if line.startswith("[mlperf] ")]
-    os.waitpid(pid, 0)
+    screen, seen, _ = _on_a_terminal(pytester, ["--mlperf-backend=slow-start", *args], env, columns,
+                                     set_size=True)
     assert seen, "\n".join(screen.display)
     assert all(len(x) < columns and not x.endswith("…") for x in seen), seen
     node = r"test_bench\[Offline-(performance|accuracy)\]"
