@@ -3,7 +3,8 @@
 The package's folders are its layers (docs/architecture.md): ``core`` (plain data), ``data``,
 ``accuracy`` and ``embedded``, ``backends`` and ``loadgen``, ``gate`` and ``submission``,
 ``run``, ``live`` and ``report``; the pytest surface (``plugin``, ``options``, ``spec``,
-``fixtures``, ``hookspecs``, ``gating``) and the commands (``watch``) stand at the top.
+``fixtures``, ``hookspecs``, ``gating``) and the commands (``watch``, ``history``) stand at
+the top.
 
 The public names: the backend contract (:class:`Backend`, :class:`Query`, :class:`Responder`,
 :class:`SystemSpec`, :class:`GenerationConfig`), the vocabulary (:class:`Scenario`,
