@@ -191,10 +191,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     from pytest_mlperf.core import bounded, shutdown
     from pytest_mlperf.run import engines
 
-    if shutdown.received() is None:
-        shutdown.uninstall()
-    else:  # interrupted: a later signal during pytest's own cleanup must not kill the process
-        shutdown.finishing()  # (it only says the reports are being written)
+    shutdown.uninstall()
     # A loadgen run left going, or after an interrupt an engine left generating: the process
     # ends without the interpreter's own exit (reports are written); 128 + SIGTERM/SIGHUP.
     bounded.exit_if_unsafe(config, interrupted=engines.INTERRUPTED.is_set())

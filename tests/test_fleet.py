@@ -173,7 +173,7 @@ def test_remote_workers_send_records_logs_and_status_files_back(pytester: pytest
     from tests.test_submission import SYSTEM
 
     args = _copy_world(pytester)
-    (pytester.path / "testbox.json").write_text(json.dumps(SYSTEM))
+    (pytester.path / "testbox.json").write_text(json.dumps({**SYSTEM, "system_type": "datacenter,edge"}))
     hosts = _hosts(pytester, "A", "B")
     output = pytester.path / "results"
     earlier = output / "test_bench.py_test_bench_Offline-performance" / "run_1"

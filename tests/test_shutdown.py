@@ -194,3 +194,17 @@ def test_a_third_signal_ends_the_process_at_once() -> None:
     assert done.returncode == 128 + signal.SIGTERM, done
     assert done.stdout.split() == ["interrupted", "hurried", "True"], done
     assert "a third time: exiting now" in done.stderr
+
+
+def test_a_session_inside_another_never_ends_the_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytester's in-process sessions nest in the one running the tests: an inner session that
+    ends interrupted with a thread left behind must not os._exit the outer one (it did: the
+    whole suite stopped in the middle with exit 2 and no summary)."""
+    exits: list[int] = []
+    monkeypatch.setattr(shutdown.os, "_exit", exits.append)
+    monkeypatch.setattr(shutdown._state, "depth", 1)  # the outer session is still running
+    shutdown.finish(int(pytest.ExitCode.INTERRUPTED), threads_left=["an engine still generating"])
+    assert exits == []
+    monkeypatch.setattr(shutdown._state, "depth", 0)  # the outermost: it ends the process
+    shutdown.finish(int(pytest.ExitCode.INTERRUPTED), threads_left=["an engine still generating"])
+    assert exits == [int(pytest.ExitCode.INTERRUPTED)]

@@ -79,6 +79,11 @@ def uninstall() -> None:
     _state.depth = max(0, _state.depth - 1)
     if _state.depth or threading.current_thread() is not threading.main_thread():
         return
+    if _state.signum is not None:
+        # Interrupted: keep taking signals through pytest's own cleanup, where a second Ctrl-C
+        # would otherwise kill the process (they only say the reports are being written now).
+        _state.finishing = True
+        return
     for signum, previous in _state.previous.items():
         signal.signal(signum, previous)
     _state.previous.clear()
@@ -160,6 +165,8 @@ def exit_status(pytest_status: int) -> int:
 def finish(pytest_status: int, *, threads_left: list[str]) -> None:
     """The last thing the session does: ``os._exit`` when a thread is left running that the
     interpreter's exit could crash on, or when a SIGTERM/SIGHUP must show in the status."""
+    if _state.depth:
+        return  # a session inside another (pytester in-process): the outer one ends the process
     status = exit_status(pytest_status)
     if not threads_left and status == pytest_status:
         return
