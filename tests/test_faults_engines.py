@@ -90,12 +90,12 @@ except ImportError:
     pass
 else:
     class FaultyVllm(inject(VllmBackend)):
-        def _generate_all(self, prompts):  # Offline, on the backend's worker thread
+        def _generate_all(self, prompts, done):  # Offline, on the backend's worker thread
             if self.fault == "raise-mid-run":
                 raise RuntimeError("EngineDeadError: EngineCore encountered an issue")
             if self.fault == "never-answers":
                 threading.Event().wait()
-            return super()._generate_all(prompts)
+            return super()._generate_all(prompts, done)
 
         async def _serve(self, query, responder):  # streaming, on the engine's event loop
             if self.fault == "raise-mid-run":
