@@ -16,20 +16,12 @@ from pytest_mlperf import BenchmarkRecord
 from pytest_mlperf.live import status as st
 from pytest_mlperf.report.results_json import read_results_json
 from tests.servers import SERVED_NAME, FakeServer, vllm_servers
+from tests.test_openai_backend import BENCHMARK as SERVED_BENCHMARK
 
 pytest.importorskip("xdist")
 
-BENCHMARK = """
-import pytest
-
-pytestmark = pytest.mark.mlperf(
-    benchmark="{NAME}", scenarios=("Offline", "Server"),
-    baseline={"rouge1": 1e-9, "rouge2": 1e-9, "rougeL": 1e-9, "rougeLsum": 1e-9},
-)
-
-def test_served(mlperf_result):
-    pass
-"""
+#: test_openai_backend's served benchmark, for any benchmark name
+BENCHMARK = SERVED_BENCHMARK.replace('benchmark="llama3.1-8b"', 'benchmark="{NAME}"')
 
 
 NO_TOKENIZER = """
