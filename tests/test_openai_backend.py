@@ -294,8 +294,10 @@ def test_a_wrong_or_missing_key_fails_the_test_naming_endpoint_and_variable(
     with FakeServer(Behaviour(api_key="right")) as server:
         args = _plugin_args(pytester, server.url)
         monkeypatch.setenv("MLPERF_TEST_KEY", "wrong")
+        # Offline only: the user.conf's Server lines would apply to nothing collected (a usage error)
         result = pytester.runpytest("--mlperf-api-key-env=MLPERF_TEST_KEY", "--mlperf-mode=performance",
-                                    "--mlperf-endpoint-timeout=2", *args)
+                                    "--mlperf-scenario=Offline", "--mlperf-endpoint-timeout=2",
+                                    *[a for a in args if not a.startswith("--mlperf-user-conf")])
         result.assert_outcomes(failed=1)
         result.stdout.fnmatch_lines([f"*endpoint {server.url}: /health answered HTTP 401*API key*"])
         monkeypatch.delenv("MLPERF_TEST_KEY")
