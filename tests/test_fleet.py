@@ -153,6 +153,7 @@ def _copy_world(pytester: pytest.Pytester) -> list[str]:
             "--mlperf-json=records.json", "-p", "no:cacheprovider", "-d"]
 
 
+@pytest.mark.heavy
 def test_remote_workers_send_records_logs_and_status_files_back(pytester: pytest.Pytester) -> None:
     """``-d --tx popen//chdir=A --tx popen//chdir=B`` with a relative ``--mlperf-output``: each
     worker writes its runs under its own folder, as a worker on another host would; the
@@ -198,6 +199,7 @@ def test_remote_workers_send_records_logs_and_status_files_back(pytester: pytest
     assert len(list(tree.rglob("mlperf_log_summary.txt"))) == 4
 
 
+@pytest.mark.heavy
 def test_workers_sharing_the_controllers_folder_write_there_directly(pytester: pytest.Pytester) -> None:
     """The same with an absolute ``--mlperf-output`` on one file system: nothing is copied."""
     args = _copy_world(pytester)

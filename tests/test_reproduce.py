@@ -18,6 +18,7 @@ def _ran(result: pytest.RunResult) -> list[str]:
                   if line.startswith("test_bench.py::") and (" PASSED" in line or " FAILED" in line))
 
 
+@pytest.mark.heavy
 def test_the_reproduce_line_reruns_the_same_tests_with_the_same_options(pytester: pytest.Pytester) -> None:
     args = setup(pytester, scenarios='("Offline", "Server")')
     pytester.makeini("[pytest]\nmarkers =\n    edge: the edge benchmark\n")

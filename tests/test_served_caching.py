@@ -81,6 +81,7 @@ def _plugin_args(pytester: pytest.Pytester, url: str, samples: int) -> list[str]
             "-p", "no:cacheprovider", RECORDS_JSON]
 
 
+@pytest.mark.heavy
 def test_through_the_plugin_hits_at_the_server_mark_the_run(pytester: pytest.Pytester) -> None:
     with FakeServer(Behaviour(cache_hits_per_request=32)) as server:
         result = pytester.runpytest_subprocess("--mlperf-mode=performance", *_plugin_args(pytester, server.url, 8))

@@ -223,6 +223,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {**made, "workdir": workdir, "root": workdir / "sub"}
 
 
+@pytest.mark.heavy
 def test_tree_holds_the_layout_checker_reads(tree: dict) -> None:
     assert tree["returncode"] == 0, tree["stdout"][-3000:] + tree["stderr"][-2000:]
     assert "4 passed" in tree["stdout"]
@@ -247,6 +248,7 @@ def test_tree_holds_the_layout_checker_reads(tree: dict) -> None:
     assert (scenario / "accuracy" / "mlperf_log_accuracy.json").stat().st_size < 10 * 1024 < kept.stat().st_size
 
 
+@pytest.mark.heavy
 def test_official_checker_finds_no_error_but_the_quick_duration(tree: dict) -> None:
     """No --skip-* flag: the data set size, the accuracy figures and hash, the measurements,
     the system description and TEST06 are all checked (v6.1 ignores --skip_compliance anyway).
@@ -271,6 +273,7 @@ def test_official_checker_finds_no_error_but_the_quick_duration(tree: dict) -> N
     assert code == 1  # the duration: a quick run is no submission
 
 
+@pytest.mark.heavy
 def test_official_checker_catches_a_broken_tree(tree: dict, tmp_path: Path) -> None:
     """The check above can fail: an accuracy.txt without its hash line is an error."""
     import shutil
@@ -424,6 +427,7 @@ def default_job_tree(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {**made, "workdir": Path(made["workdir"])}
 
 
+@pytest.mark.heavy
 def test_the_checker_rejects_exactly_what_the_plugin_predicted(default_job_tree: dict) -> None:
     """No --skip-* flag. The plugin's prediction (terminal and predicted-checker-errors.json)
     is the checker's error list: no crash, nothing unpredicted, nothing predicted in vain."""
@@ -452,6 +456,7 @@ def test_the_checker_rejects_exactly_what_the_plugin_predicted(default_job_tree:
     assert "  llama3.1-8b-edge Offline performance: performance_sample_count 24 is below the benchmark's 5000" in stdout
 
 
+@pytest.mark.heavy
 def test_the_prediction_fails_when_the_checker_finds_more(default_job_tree: dict, tmp_path: Path) -> None:
     """The comparison above can fail: an accuracy.txt cut to no hash is an error nobody predicted."""
     import shutil

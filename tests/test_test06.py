@@ -145,6 +145,7 @@ def test_eos_ids_come_from_the_benchmark_generation_tokenizer_and_model(tmp_path
     assert ids == (128001, 128008, 128009, 9, 7, 11, 12)
 
 
+@pytest.mark.heavy
 def test_test06_passes_for_the_embedded_model(pytester: pytest.Pytester) -> None:
     """The embedded model on the transformers backend, SingleStream (first tokens streamed):
     the audit run's 100 sampled responses pass all three checks."""

@@ -364,6 +364,7 @@ def test_engine_kwargs_turn_prefix_caching_off(engine_args: dict, expected: bool
     assert engine_kwargs(embedded.MODEL_DIR, engine_args)["enable_prefix_caching"] is expected
 
 
+@pytest.mark.heavy
 @needs_vllm
 def test_offline_completes_each_query_as_it_finishes(
     system: SystemSpec, prompts: list[list[int]], reference: list[list[int]], tmp_path: Path
