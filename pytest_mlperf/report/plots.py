@@ -195,7 +195,9 @@ def _bars(ax, hist: Histogram) -> None:  # type: ignore[no-untyped-def]
     widths = [b - a for a, b in zip(hist.edges[:-1], hist.edges[1:], strict=True)]
     ax.bar(hist.edges[:-1], hist.counts, width=widths, align="edge", color="#2ca02c", alpha=0.8,
            label="queries")
-    for value, name, colour, style in ((hist.p50, "p50", P50_COLOUR, ":"), (hist.p99, "p99", P99_COLOUR, "--")):
+    # p99 first: where the two meet (a run of equal latencies), p50's dots on top leave the
+    # dashes beneath visible, so both marks show
+    for value, name, colour, style in ((hist.p99, "p99", P99_COLOUR, "--"), (hist.p50, "p50", P50_COLOUR, ":")):
         if value is not None:
             _mark(ax.axvline(value, color=colour, linestyle=style, linewidth=1.5,
                              label=f"{name} {value:,.1f} ms"), name, colour)
