@@ -13,7 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-DATACENTER, EDGE = "datacenter", "edge"
+from pytest_mlperf.gate.rules import DATACENTER, EDGE, system_type_of
+
 #: the ``system_type`` values the checker takes, as the types they stand for
 SYSTEM_TYPES: Mapping[str, frozenset[str]] = {
     "datacenter": frozenset({DATACENTER}),
@@ -34,12 +35,12 @@ class ScenarioSet:
 
 def scenario_set(benchmark: str) -> ScenarioSet | None:
     """The system type and scenarios the rules require of ``benchmark`` (None: unknown)."""
-    from pytest_mlperf.gate import rules
+    from pytest_mlperf.gate.rules import REQUIRED_SCENARIOS
 
-    system_type = rules.system_type_of(benchmark)
+    system_type = system_type_of(benchmark)
     if system_type is None:
         return None
-    groups = rules.REQUIRED_SCENARIOS[system_type]
+    groups = REQUIRED_SCENARIOS[system_type]
     return ScenarioSet(system_type, tuple(g[0].value for g in groups if len(g) == 1),
                        tuple(sorted(s.value for g in groups if len(g) > 1 for s in g)))
 
@@ -48,12 +49,6 @@ def system_types(desc: Mapping[str, Any]) -> frozenset[str] | None:
     """The types a description's ``system_type`` stands for, or None when it is no valid one."""
     value = desc.get("system_type")
     return SYSTEM_TYPES.get(str(value).replace(" ", "").lower()) if isinstance(value, str) else None
-
-
-def system_type_of(benchmark: str) -> str | None:
-    """``datacenter`` or ``edge``; None for a benchmark the rules do not know."""
-    found = scenario_set(benchmark)
-    return found.system_type if found is not None else None
 
 
 def misplaced(benchmarks: Iterable[str], types: frozenset[str]) -> dict[str, str]:
