@@ -75,6 +75,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("compare", "compare each test with a stored session: last (the bare flag), its number, a label or commit, or a file; prints the deltas.", const="last"),
     Option("compare-fail", "fail a test whose FIGURE regressed past BOUND against the stored run, e.g. tokens_per_second:5%, ttft_p99_ms:10%, rouge1:0.5; FIGURE:BOUND:mwu fails only a change that is also significant over --mlperf-repeat's runs (Mann-Whitney, 5%); outputs fails an accuracy test whose output tokens differ from the stored run's (repeatable; implies --mlperf-compare).", multiple=True),
     Option("compare-confirm", "rerun a performance test once when a --mlperf-compare-fail bound on a figure fails it; the test fails only if the rerun fails the bound too (both runs reported).", const="true"),
+    Option("client-processes", "processes the openai backend's client streams from: auto (one below 8 usable cores, else one per 2 cores, at most 8; under xdist, of the worker's share) or N; loadgen stays in this process (docs/scale.md).", "auto"),
     Option("endpoints-per-worker", "under xdist (-n), each worker gets its own N of the --mlperf-endpoint list (gw0 the first N, gw1 the next...), so workers benchmark different nodes at once. Default: every worker uses every endpoint."),
     Option("gpus-per-worker", "under xdist (-n), devices pinned to each worker through CUDA_VISIBLE_DEVICES (tensor parallelism: match tensor_parallel_size). Default 1."),
     Option("compliance", "compliance tests run after each performance test: TEST06 (audit run; first token, EOS and sample length checks; verify_accuracy.txt)."),
@@ -103,6 +104,8 @@ class MlperfOptions:
     served_model: str | None = None
     api_key_env: str | None = None
     endpoint_timeout: float = 300.0
+    #: the openai client's processes (None: auto, by the usable cores)
+    client_processes: int | None = None
     #: under xdist: each worker's share of ``endpoints`` (None: every worker uses them all)
     endpoints_per_worker: int | None = None
     dataset: Path | None = None
@@ -163,6 +166,8 @@ class MlperfOptions:
                 flags.append(f"--mlperf-{name}={value}")
         if self.endpoints and self.endpoint_timeout != 300.0:
             flags.append(f"--mlperf-endpoint-timeout={self.endpoint_timeout:g}")
+        if self.client_processes is not None:
+            flags.append(f"--mlperf-client-processes={self.client_processes}")
         for name, seconds in (("run-timeout", self.run_timeout), ("engine-timeout", self.engine_timeout)):
             if seconds is not None:
                 flags.append(f"--mlperf-{name}={seconds:g}")
@@ -186,7 +191,7 @@ class MlperfOptions:
 METAVARS = {
     "scenario": "SCENARIO[,...]", "mode": "MODE", "profile": "PROFILE", "backend": "NAME", "model": "PATH",
     "endpoint": "URL", "served-model": "NAME", "api-key-env": "VAR", "endpoint-timeout": "SECONDS",
-    "endpoints-per-worker": "N",
+    "endpoints-per-worker": "N", "client-processes": "auto|N",
     "dataset": "PATH", "total-samples": "N", "performance-samples": "N", "user-conf": "PATH",
     "run-timeout": "SECONDS", "engine-timeout": "SECONDS", "output": "PATH", "setting": "KEY=VALUE",
     "engine-arg": "KEY=VALUE", "threshold": "[BENCHMARK:][SCENARIO:]GATE", "repeat": "N", "save": "LABEL",
@@ -202,7 +207,8 @@ GROUPS = (
     ("mlperf-system", "MLPerf: data set, model and engine",
      ("backend", "model", "dataset", "total-samples", "performance-samples", "engine-arg")),
     ("mlperf-endpoints", "MLPerf: served endpoints (openai backend)",
-     ("endpoint", "served-model", "api-key-env", "endpoint-timeout", "endpoints-per-worker")),
+     ("endpoint", "served-model", "api-key-env", "endpoint-timeout", "client-processes",
+      "endpoints-per-worker")),
     ("mlperf-reports", "MLPerf: reports", ("json",)),
     ("mlperf-gates", "MLPerf: gates and stored sessions",
      ("threshold", "save", "storage", "compare", "compare-fail", "compare-confirm")),
@@ -548,6 +554,12 @@ def _endpoint_options(config: pytest.Config, o: Callable[[str], Option], raw: Ca
         values["endpoint_timeout"] = 0.0
     if values["endpoint_timeout"] <= 0:
         raise _usage(o("endpoint-timeout"), timeout, "expected a positive number of seconds")
+    processes = (raw(o("client-processes")) or "auto").strip().lower()
+    if processes != "auto":
+        if not processes.isdigit() or int(processes) < 1:
+            raise _usage(o("client-processes"), processes, "expected auto or a positive number "
+                         "of processes (1: the one-loop client)")
+        values["client_processes"] = int(processes)
     per_worker = raw(o("endpoints-per-worker"))
     if per_worker:
         values["endpoints_per_worker"] = _positive_int(o("endpoints-per-worker"), per_worker)

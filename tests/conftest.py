@@ -1,4 +1,6 @@
 import contextlib
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -14,3 +16,12 @@ def _import_numpy_and_matplotlib_once() -> None:
     with contextlib.suppress(ImportError):
         import matplotlib.backends.backend_agg  # noqa: F401
         import numpy  # noqa: F401
+
+
+@pytest.fixture
+def started() -> Iterator[list[Any]]:
+    """Backends a test starts (the openai backend's tests), closed after it whatever happened."""
+    backends: list[Any] = []
+    yield backends
+    for backend in backends:
+        backend.close()

@@ -54,6 +54,8 @@ class Behaviour:
     fault_after: int = 0
     #: seconds before the first token (holds requests in flight)
     delay_s: float = 0.0
+    #: with ``fixed``: seconds between the first token and the rest of the answer (a TPOT)
+    rest_delay_s: float = 0.0
     #: False: /health answers 503 forever
     ready: bool = True
     #: every answer the same pre-rendered ``max_tokens`` tokens, sent in one write (benchmarks)
@@ -171,9 +173,12 @@ class FakeServer:
     """An OpenAI-compatible server double. ``with FakeServer(Behaviour(...)) as server:``
     runs it on a thread of its own; ``server.url`` is its base URL."""
 
-    def __init__(self, behaviour: Behaviour | None = None, port: int = 0) -> None:
+    def __init__(self, behaviour: Behaviour | None = None, port: int = 0, *,
+                 reuse_port: bool = False) -> None:
         self.behaviour = behaviour or Behaviour()
         self.port = port
+        #: several processes listen on one port (``fake --processes N``)
+        self.reuse_port = reuse_port
         self.connections: set[_Connection] = set()
         self.lock = threading.Lock()
         #: completions requested, answered in full, and the most ever in flight at once
@@ -187,7 +192,15 @@ class FakeServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
-        self._fixed: dict[int, bytes] = {}
+        self._fixed: dict[int, tuple[bytes, bytes, bytes]] = {}
+        self._decode_fixed: Any = None
+        with contextlib.suppress(ImportError):
+            import msgspec
+
+            fields = msgspec.defstruct("Request", [("model", Any, None), ("max_tokens", Any, None),
+                                                   ("stream_options", Any, None),
+                                                   ("prompt", msgspec.Raw, msgspec.Raw(b'""'))])
+            self._decode_fixed = msgspec.json.Decoder(fields).decode
 
     @property
     def url(self) -> str:
@@ -216,7 +229,8 @@ class FakeServer:
 
     async def _listen(self) -> asyncio.base_events.Server:
         server = await asyncio.get_running_loop().create_server(
-            lambda: _Connection(self), "127.0.0.1", self.port, backlog=4096)
+            lambda: _Connection(self), "127.0.0.1", self.port, backlog=4096,
+            reuse_port=self.reuse_port or None)
         self.port = server.sockets[0].getsockname()[1]
         return server
 
@@ -276,9 +290,19 @@ class FakeServer:
         elif path == "/version":
             conn.write(_response(200, {"version": "fake-1.0"}))
         elif path == "/v1/completions" and method == "POST":
-            self._complete(conn, json.loads(body))
+            self._complete(conn, self._request(body))
         else:
             conn.write(_response(404, {"error": {"message": f"no route {method} {path}"}}))
+
+    def _request(self, body: bytes) -> dict[str, Any]:
+        """The request's JSON; with ``fixed`` (benchmarks) only the fields it reads, the prompt
+        left unparsed (msgspec skips it in C: the server is not what a benchmark measures)."""
+        if self.behaviour.fixed and self._decode_fixed is not None:
+            request = self._decode_fixed(body)
+            return {"model": request.model, "max_tokens": request.max_tokens,
+                    "stream_options": request.stream_options,
+                    "prompt": [] if bytes(request.prompt)[:1] == b"[" else ""}
+        return json.loads(body)
 
     def _complete(self, conn: _Connection, request: dict[str, Any]) -> None:
         b = self.behaviour
@@ -300,13 +324,19 @@ class FakeServer:
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         faulty = b.fault is not None and count > b.fault_after
         if b.fixed and not faulty:
-            data = self._fixed.get(max_tokens)
-            if data is None:
+            cached = self._fixed.get(max_tokens)
+            if cached is None:
                 events = _stream_events(b.model, [7] * max_tokens if b.token_ids else None,
                                         None if b.token_ids else [" w"] * max_tokens,
                                         None, usage)
-                data = self._fixed[max_tokens] = _STREAM_HEAD + b"".join(events) + _DONE
-            self._finish(conn, data)
+                first, rest = _STREAM_HEAD + events[0], b"".join(events[1:]) + _DONE
+                cached = self._fixed[max_tokens] = (first, rest, first + rest)
+            if b.delay_s or b.rest_delay_s:
+                assert self._loop is not None
+                self._loop.call_later(b.delay_s, conn.write, cached[0])
+                self._loop.call_later(b.delay_s + b.rest_delay_s, self._finish, conn, cached[1])
+                return
+            self._finish(conn, cached[2])
             return
         if b.token_ids:
             events = _stream_events(b.model, answer_tokens(prompt, max_tokens), None,
@@ -524,6 +554,40 @@ def vllm_servers(count: int, log_dir: Path, *, model_dir: Path | None = None,
 # -- command line ------------------------------------------------------------------------------
 
 
+def _serve_fake(args: argparse.Namespace) -> int:
+    """``fake``: one process, or ``--processes N`` on one port (the kernel spreads the
+    connections); the first process starts the others and stops them when it is stopped."""
+    behaviour = Behaviour(fixed=args.fixed, token_ids=not args.text, delay_s=args.ttft_ms / 1000,
+                          rest_delay_s=args.rest_ms / 1000)
+    shared = args.processes > 1 or args.reuse_port
+    port = args.port or (free_port() if shared else 0)
+    children: list[subprocess.Popen[str]] = []
+    if args.processes > 1:
+        argv = [sys.executable, "-m", "tests.servers", "fake", "--port", str(port), "--reuse-port",
+                "--ttft-ms", str(args.ttft_ms), "--rest-ms", str(args.rest_ms),
+                *(["--fixed"] if args.fixed else []), *(["--text"] if args.text else [])]
+        for _ in range(args.processes - 1):
+            children.append(subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True))
+        for child in children:
+            assert child.stdout is not None
+            line = child.stdout.readline()
+            if "listening" not in line:
+                raise SystemExit(f"a fake server process did not start: {line!r}")
+
+    def stop(*_: object) -> None:
+        for child in children:
+            child.terminate()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        FakeServer(behaviour, port=port, reuse_port=shared).serve_forever()
+    finally:
+        for child in children:
+            child.terminate()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.servers", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -532,6 +596,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     fake.add_argument("--port", type=int, default=0)
     fake.add_argument("--fixed", action="store_true", help="pre-rendered answers (benchmarks)")
     fake.add_argument("--text", action="store_true", help="a text-only server")
+    fake.add_argument("--processes", type=int, default=1,
+                      help="processes listening on one port (SO_REUSEPORT); benchmarks")
+    fake.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    fake.add_argument("--ttft-ms", type=float, default=0.0, help="with --fixed: ms before the first token")
+    fake.add_argument("--rest-ms", type=float, default=0.0,
+                      help="with --fixed: ms between the first token and the rest")
     vllm = sub.add_parser("vllm", help="start vllm serve processes, run a command, stop them")
     vllm.add_argument("--count", type=int, default=2)
     vllm.add_argument("--log-dir", type=Path, default=Path("mlperf-results/servers"))
@@ -539,8 +609,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     vllm.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.what == "fake":
-        FakeServer(Behaviour(fixed=args.fixed, token_ids=not args.text), port=args.port).serve_forever()
-        return 0
+        return _serve_fake(args)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("give a command after --")

@@ -70,15 +70,6 @@ def _backend(*servers: FakeServer, timeout: float = 5.0, tokenizer: Any = None,
     return backend
 
 
-@pytest.fixture
-def started() -> Iterator[list[OpenAIBackend]]:
-    """Backends a test starts, closed after it whatever happened."""
-    backends: list[OpenAIBackend] = []
-    yield backends
-    for backend in backends:
-        backend.close()
-
-
 def test_module_and_construction_import_no_client() -> None:
     code = (
         "from pytest_mlperf.backends.base import SystemSpec\n"
@@ -193,12 +184,14 @@ def test_text_only_server_without_a_tokenizer_is_refused(started: list) -> None:
     ("die", "(cannot connect|closed the connection|without \\[DONE\\]|cut off)"),
     ("stall", "no answer for 1 s \\(timeout"),
 ])
+@pytest.mark.parametrize("processes", [1, 2], ids=["one-loop", "2-processes"])
 def test_a_failing_endpoint_ends_the_run_naming_it(tmp_path: Path, started: list, fault: str,
-                                                   cause: str) -> None:
+                                                   cause: str, processes: int) -> None:
     """B breaks after 20 good answers; the run ends within bounded time with B's URL and the
-    cause, every query answered, no request retried."""
+    cause, every query answered, no request retried; the same through client processes
+    (``--mlperf-client-processes=2``)."""
     with FakeServer() as a, FakeServer(Behaviour(fault=fault, fault_after=20)) as b:
-        backend = _backend(a, b, timeout=1.0)
+        backend = _backend(a, b, timeout=1.0, client_processes=processes)
         started.append(backend)
         began = time.monotonic()
         result = _run(backend, Scenario.SERVER, Mode.PERFORMANCE, PROMPTS, tmp_path / "run",
@@ -446,6 +439,30 @@ def test_outputs_equal_the_in_process_backend(
     counts = info["endpoint_counts"]
     assert sorted(counts) == sorted(s.url for s in vllm_pair)
     assert all(c["requests"] >= 1 and c["failed"] == 0 for c in counts.values())
+
+
+@needs_vllm
+@pytest.mark.servers
+def test_outputs_equal_through_client_processes(
+        vllm_pair: list[Any], embedded_prompts: list[list[int]], in_process_outputs: list[list[int]],
+        tmp_path: Path) -> None:
+    """The client over 2 processes (``--mlperf-client-processes=2``) against the real pair,
+    Server: the same tokens and first tokens as the in-process engine, both endpoints used."""
+    backend = OpenAIBackend(SystemSpec.served(SERVED_NAME, [s.url for s in vllm_pair]), {},
+                            GenerationConfig(), None, endpoint_timeout=60, client_processes=2)
+    backend.start()
+    try:
+        assert len(backend.client_pids()) == 2
+        result = _run(backend, Scenario.SERVER, Mode.ACCURACY, embedded_prompts[:COMPARED],
+                      tmp_path / "run", server_target_qps=8)
+        assert result.backend_error is None, result.backend_error
+        outputs = _outputs(result)
+        assert [outputs[i]["tokens"] for i in range(COMPARED)] == in_process_outputs
+        assert [outputs[i]["first"] for i in range(COMPARED)] == [o[:1] for o in in_process_outputs]
+        counts = backend.describe()["endpoint_counts"]
+        assert all(c["requests"] >= 1 and c["failed"] == 0 for c in counts.values())
+    finally:
+        backend.close()
 
 
 @needs_vllm

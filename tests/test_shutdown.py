@@ -196,6 +196,35 @@ def test_a_third_signal_ends_the_process_at_once() -> None:
     assert "a third time: exiting now" in done.stderr
 
 
+LATE = '''
+import atexit, os, signal, time
+from pytest_mlperf.core import shutdown
+
+shutdown.install()
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(2)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+shutdown.uninstall()
+shutdown.finish(2, threads_left=[])  # reports written, the interpreter exits normally
+print("ignored", signal.getsignal(signal.SIGINT) is signal.SIG_IGN, flush=True)
+# the second Ctrl-C, late: while the interpreter exits
+atexit.register(lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(0.3)))
+raise SystemExit(2)
+'''
+
+
+def test_a_late_second_signal_leaves_the_interrupt_status(tmp_path: Path) -> None:
+    """A second Ctrl-C that lands while the interpreter exits (reports written) left the process
+    killed by SIGINT (status -2, CI 2026-12-04): the interpreter gives its handlers back to the
+    system before it ends. After an interrupt the session leaves the signals ignored."""
+    done = subprocess.run([sys.executable, "-c", LATE], capture_output=True, text=True, timeout=60,
+                          preexec_fn=default_signals)
+    assert done.returncode == 2, done
+    assert done.stdout.split() == ["interrupted", "ignored", "True"], done
+
+
 def test_a_session_inside_another_never_ends_the_process(monkeypatch: pytest.MonkeyPatch) -> None:
     """pytester's in-process sessions nest in the one running the tests: an inner session that
     ends interrupted with a thread left behind must not os._exit the outer one (it did: the

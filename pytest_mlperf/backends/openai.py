@@ -6,7 +6,10 @@ TensorRT-LLM...), as MLPerf's network division separates the load generator from
 
 - One asyncio loop on the backend's own thread (uvloop where installed) and one aiohttp session:
   every query loadgen issues is in flight at once, each a streamed ``POST /v1/completions``;
-  the only bound is the connection limit per endpoint, which follows the open-file limit.
+  the only bound is the connection limit per endpoint, which follows the open-file limit. One
+  loop carries ~1,400 VALID Server QPS of 128-token answers; ``client_processes`` (N > 1, or
+  ``auto`` on 8 cores and more) moves the streaming into N processes, loadgen staying here
+  (:mod:`pytest_mlperf.backends.openai_pool`), with the same checks on every answer.
 - Each request goes to the endpoint with the fewest outstanding requests (then the fewest sent).
 - Prompts go as token ids and answers come back as token ids (``return_token_ids``) where the
   server takes them, as vLLM does; otherwise prompts are sent as the tokenizer's text and the
@@ -31,7 +34,7 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -118,6 +121,132 @@ def _error_text(error: Any) -> str:
     return str(error)
 
 
+class _Streamer:
+    """Reads one streamed completion and names what went wrong: the one-loop client's and each
+    client process's (``openai_pool``) code, so both check every answer the same way."""
+
+    def __init__(self, decode_one: Any, decode_many: Any, tokenizer: Any, timeout: float,
+                 api_key: str | None) -> None:
+        self.decode_one = decode_one
+        self.decode_many = decode_many
+        self.tokenizer = tokenizer
+        self.timeout = timeout
+        self._api_key = api_key
+
+    async def stream(self, session: Any, endpoint: _Endpoint, body: bytes, prompt_len: int,
+                     on_first: Callable[[int], None]) -> tuple[list[int], int]:
+        """One streamed completion of request ``body``: (token ids for loadgen, the server's own
+        token count); ``on_first(token id)`` the moment the first token is read.
+
+        Events are decoded one by one until the first token; the rest of the stream is kept as
+        it arrives and decoded in one call at its end (one msgspec call for the whole answer,
+        not one per token)."""
+        tokens: list[int] = []
+        text: list[str] = []
+        done = False
+        async with session.post(endpoint.completions, data=body,
+                                headers={"Content-Type": "application/json"}) as resp:
+            if resp.status != 200:
+                snippet = (await resp.content.read(500)).decode(errors="replace")
+                reason = f"HTTP {resp.status} {resp.reason}" if resp.reason else f"HTTP {resp.status}"
+                raise EndpointError(endpoint.url, f"{reason}: {self.redact(snippet)}")
+            pending = b""
+            rest: list[bytes] = []  # payloads after the first token
+            tail: list[bytes] | None = None  # the raw stream after them
+            async for data in resp.content.iter_any():
+                if tail is not None:
+                    tail.append(data)
+                    continue
+                pending = pending + data if pending else data
+                if b"\r" in pending:
+                    pending = pending.replace(b"\r\n", b"\n")
+                payloads, pending = _events(pending)
+                for i, payload in enumerate(payloads):
+                    if payload == b"[DONE]":
+                        done = True
+                        break
+                    self._first_chunk(endpoint, prompt_len, on_first, payload, tokens, text)
+                    if tokens or text:
+                        rest, tail = payloads[i + 1:], [pending]
+                        break
+        if tail is not None:
+            raw = b"".join(tail)
+            if b"\r" in raw:
+                raw = raw.replace(b"\r\n", b"\n")
+            rest += _events(raw)[0]
+            if b"[DONE]" in rest:
+                done = True
+                del rest[rest.index(b"[DONE]"):]
+        if not done:
+            raise EndpointError(endpoint.url, "the stream ended without [DONE] "
+                                              "(the server closed the connection mid-response)")
+        server_tokens = None
+        if rest:
+            try:
+                chunks = self.decode_many(b"[" + b",".join(rest) + b"]")
+            except Exception as exc:  # noqa: BLE001 - any decoding error is a malformed stream
+                raise EndpointError(endpoint.url, f"malformed stream: {exc}") from None
+            ids_mode = endpoint.output_ids
+            for chunk in chunks:
+                if chunk.error is not None:
+                    raise EndpointError(endpoint.url, f"error in the stream: {_error_text(chunk.error)}")
+                if chunk.usage is not None:
+                    server_tokens = chunk.usage.completion_tokens
+                for choice in chunk.choices:
+                    if ids_mode:
+                        if choice.token_ids:
+                            tokens.extend(choice.token_ids)
+                    elif choice.text:
+                        text.append(choice.text)
+        if not endpoint.output_ids:
+            tokens = list(self.tokenizer.encode("".join(text), add_special_tokens=False)) if text else []
+        if server_tokens is None:
+            server_tokens = len(tokens)
+        elif endpoint.output_ids and server_tokens != len(tokens):
+            raise EndpointError(endpoint.url, f"the stream carried {len(tokens)} token ids but the "
+                                              f"server counted {server_tokens} (malformed stream)")
+        return tokens, server_tokens
+
+    def _first_chunk(self, endpoint: _Endpoint, prompt_len: int, on_first: Callable[[int], None],
+                     payload: bytes, tokens: list[int], text: list[str]) -> None:
+        """Decode a chunk before the first token; report the first token as it arrives."""
+        try:
+            chunk = self.decode_one(payload)
+        except Exception as exc:  # noqa: BLE001 - any decoding error is a malformed stream
+            raise EndpointError(endpoint.url, f"malformed stream: {exc}") from None
+        if chunk.error is not None:
+            raise EndpointError(endpoint.url, f"error in the stream: {_error_text(chunk.error)}")
+        for choice in chunk.choices:
+            if endpoint.output_ids:
+                if choice.prompt_token_ids is not None and len(choice.prompt_token_ids) != prompt_len:
+                    raise EndpointError(endpoint.url, f"the server read a prompt of "
+                                                      f"{len(choice.prompt_token_ids)} tokens, "
+                                                      f"{prompt_len} were sent")
+                if choice.token_ids:
+                    tokens.extend(choice.token_ids)
+                    on_first(tokens[0])
+            elif choice.text:
+                text.append(choice.text)
+                first = self.tokenizer.encode(choice.text, add_special_tokens=False)
+                on_first(first[0] if first else 0)
+
+    def cause(self, exc: BaseException) -> str:
+        import aiohttp
+
+        if isinstance(exc, asyncio.TimeoutError):
+            return f"no answer for {self.timeout:g} s (timeout; --mlperf-endpoint-timeout)"
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return f"cannot connect: {exc.os_error.strerror or exc.os_error}"
+        if isinstance(exc, aiohttp.ServerDisconnectedError):
+            return "the server closed the connection mid-response"
+        if isinstance(exc, aiohttp.ClientPayloadError):
+            return f"the response was cut off: {exc}"
+        return self.redact(f"{type(exc).__name__}: {exc}")
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._api_key, "***") if self._api_key else text
+
+
 class OpenAIBackend(Backend):
     """Streaming ``/v1/completions`` against one or more endpoints (see the module doc)."""
 
@@ -127,10 +256,14 @@ class OpenAIBackend(Backend):
     def __init__(self, system: SystemSpec, engine_args: Mapping[str, Any] | None = None,
                  generation: GenerationConfig | None = None, tokenizer: Any = None, *,
                  api_key_env: str | None = None,
-                 endpoint_timeout: float = DEFAULT_ENDPOINT_TIMEOUT_S) -> None:
+                 endpoint_timeout: float = DEFAULT_ENDPOINT_TIMEOUT_S,
+                 client_processes: int | None = None) -> None:
         super().__init__(system, engine_args, generation, tokenizer)
         self.api_key_env = api_key_env
         self.endpoint_timeout = float(endpoint_timeout)
+        #: None: :func:`auto_client_processes`; 1: the one loop on this process's thread
+        self.client_processes = client_processes
+        self._pool: Any = None
         self._api_key: str | None = None
         self._endpoints: list[_Endpoint] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -143,18 +276,20 @@ class OpenAIBackend(Backend):
         self._client = ""
         self._decode_one: Any = None
         self._decode_many: Any = None
+        self._streamer = _Streamer(None, None, tokenizer, self.endpoint_timeout, None)
         self._errors: tuple[type[BaseException], ...] = ()
 
     @classmethod
     def from_config(cls, config: Any, system: SystemSpec, engine_args: Mapping[str, Any],
                     generation: GenerationConfig, tokenizer: Any) -> OpenAIBackend:
-        """Made by the plugin: the client options come from ``--mlperf-api-key-env`` and
-        ``--mlperf-endpoint-timeout``."""
+        """Made by the plugin: the client options come from ``--mlperf-api-key-env``,
+        ``--mlperf-endpoint-timeout`` and ``--mlperf-client-processes``."""
         from pytest_mlperf.core import stash
 
         options = config.stash[stash.OPTIONS]
         return cls(system, engine_args, generation, tokenizer, api_key_env=options.api_key_env,
-                   endpoint_timeout=options.endpoint_timeout)
+                   endpoint_timeout=options.endpoint_timeout,
+                   client_processes=options.client_processes)
 
     # -- lifetime ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -180,6 +315,8 @@ class OpenAIBackend(Backend):
             if not self._api_key:
                 raise ValueError(f"--mlperf-api-key-env: the environment variable "
                                  f"{self.api_key_env} is not set (or empty)")
+        self._streamer = _Streamer(self._decode_one, self._decode_many, self.tokenizer,
+                                   self.endpoint_timeout, self._api_key)
         self._endpoints = []
         for url in self.system.endpoints:
             base = normalize_endpoint(url)
@@ -194,9 +331,32 @@ class OpenAIBackend(Backend):
         self._thread.start()
         try:
             asyncio.run_coroutine_threadsafe(self._connect(), loop).result()
+            self._start_pool()
         except BaseException:
             self.close()
             raise
+
+    def _start_pool(self) -> None:
+        """Client processes where asked for (or where ``auto`` finds the cores for them)."""
+        from pytest_mlperf.backends.openai_pool import ClientPool
+
+        wanted = self.client_processes
+        count = auto_client_processes() if wanted is None else wanted
+        text = [e.url for e in self._endpoints if not (e.prompt_ids and e.output_ids)]
+        if count > 1 and text:
+            if wanted is not None:
+                raise ValueError(f"--mlperf-client-processes={wanted}: {', '.join(text)} takes or "
+                                 "answers text, which only the one-loop client translates; use "
+                                 "--mlperf-client-processes=1 (or a server that takes and returns "
+                                 "token ids, as vllm serve does)")
+            count = 1
+        if count <= 1:
+            return
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        pool = ClientPool(count, self._endpoints, headers=headers, timeout=self.endpoint_timeout,
+                          prompt_json=lambda prompt: self._prompt_bytes(True, prompt))
+        pool.start()
+        self._pool = pool
 
     def prepare(self, scenario: Scenario) -> None:
         """Before every run: the per-endpoint counts start again (the record holds one run)."""
@@ -204,20 +364,21 @@ class OpenAIBackend(Backend):
             raise RuntimeError("OpenAIBackend.prepare() before start()")
         for endpoint in self._endpoints:
             endpoint.counts = EndpointCounts()
+            endpoint.outstanding = 0
+        if self._pool is not None:
+            self._pool.reset()
 
     def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
         loop, self._loop = self._loop, None
         if loop is None:
             return
 
         async def shutdown() -> None:
-            tasks = list(self._tasks)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if self._session is not None:
-                await self._session.close()
-                self._session = None
+            session, self._session = self._session, None
+            await cancel_and_close(self._tasks, session)
 
         if loop.is_running():
             with contextlib.suppress(Exception):
@@ -234,8 +395,15 @@ class OpenAIBackend(Backend):
         loop = self._loop
         if loop is None:
             raise RuntimeError("the openai backend is not started (or closed)")
+        if self._pool is not None:
+            self._pool.issue(queries, responder)
+            return
         # One wake-up of the loop per call; the loop makes one task per query.
         loop.call_soon_threadsafe(self._spawn, list(queries), responder)
+
+    def client_pids(self) -> list[int]:
+        """The client processes' pids (none for the one-loop client), e.g. to read their CPU."""
+        return self._pool.pids() if self._pool is not None else []
 
     def rule_facts(self) -> dict[str, Any]:
         """The request fields; the server's caching is read from its metrics around each run
@@ -290,27 +458,16 @@ class OpenAIBackend(Backend):
             f"{e.url}: {OUTPUT_IDS if e.output_ids else OUTPUT_TEXT}" for e in endpoints)
         prompts = {"token ids" if e.prompt_ids else "text" for e in endpoints}
         info["prompts"] = prompts.pop() if len(prompts) == 1 else "mixed"
-        info["client"] = self._client
+        info["client"] = self._pool.describe() if self._pool is not None else self._client
+        info["client_processes"] = self._pool.size if self._pool is not None else 1
         info["connections_per_endpoint"] = self._connections
         return info
 
     # -- start: readiness and what each endpoint takes --------------------------------------
     async def _connect(self) -> None:
-        import aiohttp
 
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        self._session = aiohttp.ClientSession(
-            # Idle connections close after 2 s, before the servers' own keep-alive timeout
-            # (uvicorn's, behind vLLM, SGLang and TensorRT-LLM: 5 s) can close one under a
-            # request being written to it.
-            connector=aiohttp.TCPConnector(limit=0, limit_per_host=self._connections,
-                                           ttl_dns_cache=None, keepalive_timeout=KEEPALIVE_S),
-            # sock_read: the longest a response may stay silent (a hung server), not the
-            # length of a response
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.endpoint_timeout,
-                                          sock_read=self.endpoint_timeout),
-            headers=headers, auto_decompress=False,
-        )
+        self._session = new_session(self._connections, self.endpoint_timeout, headers)
         results = await asyncio.gather(*(self._check(e) for e in self._endpoints),
                                        return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
@@ -501,100 +658,11 @@ class OpenAIBackend(Backend):
                 task.cancel()
 
     async def _stream(self, endpoint: _Endpoint, query: Query, responder: Responder) -> tuple[list[int], int]:
-        """One streamed completion: (token ids for loadgen, the server's own token count).
-
-        Events are decoded one by one until the first token, which goes to loadgen at once;
-        the rest of the stream is kept as it arrives and decoded in one call at its end (one
-        msgspec call for the whole answer, not one per token)."""
+        """One streamed completion: (token ids for loadgen, the server's own token count); the
+        first token goes to loadgen the moment it is read."""
         body = endpoint.head + self._prompt_bytes(endpoint.prompt_ids, query.prompt) + endpoint.tail
-        tokens: list[int] = []
-        text: list[str] = []
-        done = False
-        async with self._session.post(endpoint.completions, data=body,
-                                      headers={"Content-Type": "application/json"}) as resp:
-            if resp.status != 200:
-                snippet = (await resp.content.read(500)).decode(errors="replace")
-                reason = f"HTTP {resp.status} {resp.reason}" if resp.reason else f"HTTP {resp.status}"
-                raise EndpointError(endpoint.url, f"{reason}: {self._redact(snippet)}")
-            pending = b""
-            rest: list[bytes] = []  # payloads after the first token
-            tail: list[bytes] | None = None  # the raw stream after them
-            async for data in resp.content.iter_any():
-                if tail is not None:
-                    tail.append(data)
-                    continue
-                pending = pending + data if pending else data
-                if b"\r" in pending:
-                    pending = pending.replace(b"\r\n", b"\n")
-                payloads, pending = _events(pending)
-                for i, payload in enumerate(payloads):
-                    if payload == b"[DONE]":
-                        done = True
-                        break
-                    self._first_chunk(endpoint, query, responder, payload, tokens, text)
-                    if tokens or text:
-                        rest, tail = payloads[i + 1:], [pending]
-                        break
-        if tail is not None:
-            raw = b"".join(tail)
-            if b"\r" in raw:
-                raw = raw.replace(b"\r\n", b"\n")
-            rest += _events(raw)[0]
-            if b"[DONE]" in rest:
-                done = True
-                del rest[rest.index(b"[DONE]"):]
-        if not done:
-            raise EndpointError(endpoint.url, "the stream ended without [DONE] "
-                                              "(the server closed the connection mid-response)")
-        server_tokens = None
-        if rest:
-            try:
-                chunks = self._decode_many(b"[" + b",".join(rest) + b"]")
-            except Exception as exc:  # noqa: BLE001 - any decoding error is a malformed stream
-                raise EndpointError(endpoint.url, f"malformed stream: {exc}") from None
-            ids_mode = endpoint.output_ids
-            for chunk in chunks:
-                if chunk.error is not None:
-                    raise EndpointError(endpoint.url, f"error in the stream: {_error_text(chunk.error)}")
-                if chunk.usage is not None:
-                    server_tokens = chunk.usage.completion_tokens
-                for choice in chunk.choices:
-                    if ids_mode:
-                        if choice.token_ids:
-                            tokens.extend(choice.token_ids)
-                    elif choice.text:
-                        text.append(choice.text)
-        if not endpoint.output_ids:
-            tokens = list(self.tokenizer.encode("".join(text), add_special_tokens=False)) if text else []
-        if server_tokens is None:
-            server_tokens = len(tokens)
-        elif endpoint.output_ids and server_tokens != len(tokens):
-            raise EndpointError(endpoint.url, f"the stream carried {len(tokens)} token ids but the "
-                                              f"server counted {server_tokens} (malformed stream)")
-        return tokens, server_tokens
-
-    def _first_chunk(self, endpoint: _Endpoint, query: Query, responder: Responder,
-                     payload: bytes, tokens: list[int], text: list[str]) -> None:
-        """Decode a chunk before the first token; report the first token as it arrives."""
-        try:
-            chunk = self._decode_one(payload)
-        except Exception as exc:  # noqa: BLE001 - any decoding error is a malformed stream
-            raise EndpointError(endpoint.url, f"malformed stream: {exc}") from None
-        if chunk.error is not None:
-            raise EndpointError(endpoint.url, f"error in the stream: {_error_text(chunk.error)}")
-        for choice in chunk.choices:
-            if endpoint.output_ids:
-                if choice.prompt_token_ids is not None and len(choice.prompt_token_ids) != len(query.prompt):
-                    raise EndpointError(endpoint.url, f"the server read a prompt of "
-                                                      f"{len(choice.prompt_token_ids)} tokens, "
-                                                      f"{len(query.prompt)} were sent")
-                if choice.token_ids:
-                    tokens.extend(choice.token_ids)
-                    responder.first_token(query, tokens[0])
-            elif choice.text:
-                text.append(choice.text)
-                first = self.tokenizer.encode(choice.text, add_special_tokens=False)
-                responder.first_token(query, first[0] if first else 0)
+        return await self._streamer.stream(self._session, endpoint, body, len(query.prompt),
+                                           lambda token: responder.first_token(query, token))
 
     def _prompt_bytes(self, ids: bool, prompt: Sequence[int]) -> bytes:
         cache = self._prompt_json[ids]
@@ -610,21 +678,37 @@ class OpenAIBackend(Backend):
 
     # -- messages ---------------------------------------------------------------------------
     def _cause(self, exc: BaseException) -> str:
-        import aiohttp
-
-        if isinstance(exc, asyncio.TimeoutError):
-            return (f"no answer for {self.endpoint_timeout:g} s (timeout; "
-                    "--mlperf-endpoint-timeout)")
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            return f"cannot connect: {exc.os_error.strerror or exc.os_error}"
-        if isinstance(exc, aiohttp.ServerDisconnectedError):
-            return "the server closed the connection mid-response"
-        if isinstance(exc, aiohttp.ClientPayloadError):
-            return f"the response was cut off: {exc}"
-        return self._redact(f"{type(exc).__name__}: {exc}")
+        return self._streamer.cause(exc)
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
+        return self._streamer.redact(text)
+
+
+def new_session(connections: int, timeout: float, headers: dict[str, str]) -> Any:
+    """The client's aiohttp session (in the running loop): ``connections`` per endpoint."""
+    import aiohttp
+
+    return aiohttp.ClientSession(
+        # Idle connections close after 2 s, before the servers' own keep-alive timeout
+        # (uvicorn's, behind vLLM, SGLang and TensorRT-LLM: 5 s) can close one under a
+        # request being written to it.
+        connector=aiohttp.TCPConnector(limit=0, limit_per_host=connections, ttl_dns_cache=None,
+                                       keepalive_timeout=KEEPALIVE_S),
+        # sock_read: the longest a response may stay silent (a hung server), not the length of
+        # a response
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout),
+        headers=headers, auto_decompress=False,
+    )
+
+
+async def cancel_and_close(tasks: set[asyncio.Task[None]], session: Any) -> None:
+    """Cancel the requests in flight, then close the session."""
+    pending = list(tasks)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    if session is not None:
+        await session.close()
 
 
 def _payload(event: bytes) -> bytes | None:
@@ -661,6 +745,18 @@ def _new_loop() -> tuple[asyncio.AbstractEventLoop, str]:
     except ImportError:
         return asyncio.new_event_loop(), "asyncio"
     return uvloop.new_event_loop(), f"uvloop {uvloop.__version__}"
+
+
+def auto_client_processes(cores: int | None = None) -> int:
+    """``--mlperf-client-processes=auto``: one loop below 8 usable cores (it is not the limit
+    there, and loadgen, the bridge and often the server want the other cores); from 8 cores,
+    one process per 2 cores, at most 8. Under xdist the cores are the worker's share."""
+    if cores is None:
+        from pytest_mlperf.core.cpu import usable_cores
+
+        workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")
+        cores = usable_cores() // max(1, int(workers) if workers.isdigit() else 1)
+    return 1 if cores < 8 else min(8, cores // 2)
 
 
 def _connection_limit(endpoints: int) -> int:

@@ -16,7 +16,9 @@ the end of the session. A second signal stops the controller at once.
 
 At the very end (:func:`finish`) a process with a thread still running that the interpreter's
 own exit could trip on (an engine left generating, a loadgen run) ends with ``os._exit``; the
-status is pytest's (2 for an interrupt) or 128 + the signal for SIGTERM and SIGHUP.
+status is pytest's (2 for an interrupt) or 128 + the signal for SIGTERM and SIGHUP. An
+interrupted process that exits normally ignores further signals while the interpreter ends
+(its reports are written; a late second Ctrl-C must not turn status 2 into death by SIGINT).
 """
 
 from __future__ import annotations
@@ -169,6 +171,13 @@ def finish(pytest_status: int, *, threads_left: list[str]) -> None:
         return  # a session inside another (pytester in-process): the outer one ends the process
     status = exit_status(pytest_status)
     if not threads_left and status == pytest_status:
+        if _state.signum is not None and threading.current_thread() is threading.main_thread():
+            # Interrupted, reports written, the interpreter exits normally. It gives the
+            # signals back to the system first (a Python handler cannot run any more), so a
+            # second Ctrl-C landing there would kill the process (status -2 instead of 2):
+            # ignored from here on, by the system.
+            for signum in _state.previous:
+                signal.signal(signum, signal.SIG_IGN)
         return
     if threads_left:
         sys.stderr.write(f"pytest-mlperf: {', '.join(threads_left)} still running; exiting "
