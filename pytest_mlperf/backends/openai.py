@@ -34,59 +34,34 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlsplit
 
 from pytest_mlperf.backends.base import Backend, GenerationConfig, Query, Responder, SystemSpec
+from pytest_mlperf.backends.openai_stream import (
+    Endpoint,
+    EndpointCounts,
+    EndpointError,
+    Streamer,
+    cancel_and_close,
+    connection_limit,
+    decoders,
+    error_text,
+    events,
+    new_loop,
+    new_session,
+)
 from pytest_mlperf.core.vocabulary import Scenario
 
 #: How long an endpoint may take to become ready, and the longest a response may stay silent.
 DEFAULT_ENDPOINT_TIMEOUT_S = 300.0
-#: Seconds an idle connection is kept for the next request.
-KEEPALIVE_S = 2.0
 #: What describe() says the answers were (the record's ``extra.output_tokens``).
 OUTPUT_IDS = "token ids"
 OUTPUT_TEXT = "text re-encoded by the tokenizer"
 _PROMPT_SLOT = "__mlperf_prompt__"
 _INSTALL_HINT = "the openai backend needs aiohttp and msgspec: pip install 'pytest-mlperf[openai]'"
-
-
-class EndpointError(RuntimeError):
-    """One endpoint failed; the message names the endpoint and the cause."""
-
-    def __init__(self, endpoint: str, cause: str) -> None:
-        super().__init__(f"endpoint {endpoint}: {cause}")
-        self.endpoint = endpoint
-        self.cause = cause
-
-
-@dataclass
-class EndpointCounts:
-    """One endpoint's share of a run (reset by ``prepare``, i.e. before every run)."""
-
-    requests: int = 0
-    completed: int = 0
-    failed: int = 0
-    #: tokens loadgen was given, and the tokens the server said it generated (``usage``)
-    output_tokens: int = 0
-    server_output_tokens: int = 0
-
-
-@dataclass
-class _Endpoint:
-    url: str
-    completions: str
-    prompt_ids: bool = True
-    output_ids: bool = True
-    server: str | None = None
-    version: str | None = None
-    #: the request body around the prompt
-    head: bytes = b""
-    tail: bytes = b""
-    outstanding: int = 0
-    counts: EndpointCounts = field(default_factory=EndpointCounts)
 
 
 def normalize_endpoint(url: str) -> str:
@@ -98,153 +73,6 @@ def normalize_endpoint(url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"not an http(s) URL: {url!r} (expected e.g. http://node1:8000)")
     return url
-
-
-def _decoders() -> tuple[Any, Any]:
-    """msgspec decode functions of one stream chunk and of a list of them (typed, so a malformed
-    chunk fails to decode, and decoding skips every field the client does not read)."""
-    import msgspec
-
-    usage = msgspec.defstruct("Usage", [("completion_tokens", int, 0)])
-    choice = msgspec.defstruct("Choice", [("text", str | None, None),
-                                          ("token_ids", list[int] | None, None),
-                                          ("prompt_token_ids", list[int] | None, None)])
-    chunk = msgspec.defstruct("Chunk", [("choices", list[choice], []),  # type: ignore[valid-type]
-                                        ("usage", usage | None, None), ("error", Any, None)])
-    return (msgspec.json.Decoder(chunk).decode,
-            msgspec.json.Decoder(list[chunk]).decode)  # type: ignore[valid-type]
-
-
-def _error_text(error: Any) -> str:
-    if isinstance(error, dict):
-        return str(error.get("message") or error)
-    return str(error)
-
-
-class _Streamer:
-    """Reads one streamed completion and names what went wrong: the one-loop client's and each
-    client process's (``openai_pool``) code, so both check every answer the same way."""
-
-    def __init__(self, decode_one: Any, decode_many: Any, tokenizer: Any, timeout: float,
-                 api_key: str | None) -> None:
-        self.decode_one = decode_one
-        self.decode_many = decode_many
-        self.tokenizer = tokenizer
-        self.timeout = timeout
-        self._api_key = api_key
-
-    async def stream(self, session: Any, endpoint: _Endpoint, body: bytes, prompt_len: int,
-                     on_first: Callable[[int], None]) -> tuple[list[int], int]:
-        """One streamed completion of request ``body``: (token ids for loadgen, the server's own
-        token count); ``on_first(token id)`` the moment the first token is read.
-
-        Events are decoded one by one until the first token; the rest of the stream is kept as
-        it arrives and decoded in one call at its end (one msgspec call for the whole answer,
-        not one per token)."""
-        tokens: list[int] = []
-        text: list[str] = []
-        done = False
-        async with session.post(endpoint.completions, data=body,
-                                headers={"Content-Type": "application/json"}) as resp:
-            if resp.status != 200:
-                snippet = (await resp.content.read(500)).decode(errors="replace")
-                reason = f"HTTP {resp.status} {resp.reason}" if resp.reason else f"HTTP {resp.status}"
-                raise EndpointError(endpoint.url, f"{reason}: {self.redact(snippet)}")
-            pending = b""
-            rest: list[bytes] = []  # payloads after the first token
-            tail: list[bytes] | None = None  # the raw stream after them
-            async for data in resp.content.iter_any():
-                if tail is not None:
-                    tail.append(data)
-                    continue
-                pending = pending + data if pending else data
-                if b"\r" in pending:
-                    pending = pending.replace(b"\r\n", b"\n")
-                payloads, pending = _events(pending)
-                for i, payload in enumerate(payloads):
-                    if payload == b"[DONE]":
-                        done = True
-                        break
-                    self._first_chunk(endpoint, prompt_len, on_first, payload, tokens, text)
-                    if tokens or text:
-                        rest, tail = payloads[i + 1:], [pending]
-                        break
-        if tail is not None:
-            raw = b"".join(tail)
-            if b"\r" in raw:
-                raw = raw.replace(b"\r\n", b"\n")
-            rest += _events(raw)[0]
-            if b"[DONE]" in rest:
-                done = True
-                del rest[rest.index(b"[DONE]"):]
-        if not done:
-            raise EndpointError(endpoint.url, "the stream ended without [DONE] "
-                                              "(the server closed the connection mid-response)")
-        server_tokens = None
-        if rest:
-            try:
-                chunks = self.decode_many(b"[" + b",".join(rest) + b"]")
-            except Exception as exc:  # noqa: BLE001 - any decoding error is a malformed stream
-                raise EndpointError(endpoint.url, f"malformed stream: {exc}") from None
-            ids_mode = endpoint.output_ids
-            for chunk in chunks:
-                if chunk.error is not None:
-                    raise EndpointError(endpoint.url, f"error in the stream: {_error_text(chunk.error)}")
-                if chunk.usage is not None:
-                    server_tokens = chunk.usage.completion_tokens
-                for choice in chunk.choices:
-                    if ids_mode:
-                        if choice.token_ids:
-                            tokens.extend(choice.token_ids)
-                    elif choice.text:
-                        text.append(choice.text)
-        if not endpoint.output_ids:
-            tokens = list(self.tokenizer.encode("".join(text), add_special_tokens=False)) if text else []
-        if server_tokens is None:
-            server_tokens = len(tokens)
-        elif endpoint.output_ids and server_tokens != len(tokens):
-            raise EndpointError(endpoint.url, f"the stream carried {len(tokens)} token ids but the "
-                                              f"server counted {server_tokens} (malformed stream)")
-        return tokens, server_tokens
-
-    def _first_chunk(self, endpoint: _Endpoint, prompt_len: int, on_first: Callable[[int], None],
-                     payload: bytes, tokens: list[int], text: list[str]) -> None:
-        """Decode a chunk before the first token; report the first token as it arrives."""
-        try:
-            chunk = self.decode_one(payload)
-        except Exception as exc:  # noqa: BLE001 - any decoding error is a malformed stream
-            raise EndpointError(endpoint.url, f"malformed stream: {exc}") from None
-        if chunk.error is not None:
-            raise EndpointError(endpoint.url, f"error in the stream: {_error_text(chunk.error)}")
-        for choice in chunk.choices:
-            if endpoint.output_ids:
-                if choice.prompt_token_ids is not None and len(choice.prompt_token_ids) != prompt_len:
-                    raise EndpointError(endpoint.url, f"the server read a prompt of "
-                                                      f"{len(choice.prompt_token_ids)} tokens, "
-                                                      f"{prompt_len} were sent")
-                if choice.token_ids:
-                    tokens.extend(choice.token_ids)
-                    on_first(tokens[0])
-            elif choice.text:
-                text.append(choice.text)
-                first = self.tokenizer.encode(choice.text, add_special_tokens=False)
-                on_first(first[0] if first else 0)
-
-    def cause(self, exc: BaseException) -> str:
-        import aiohttp
-
-        if isinstance(exc, asyncio.TimeoutError):
-            return f"no answer for {self.timeout:g} s (timeout; --mlperf-endpoint-timeout)"
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            return f"cannot connect: {exc.os_error.strerror or exc.os_error}"
-        if isinstance(exc, aiohttp.ServerDisconnectedError):
-            return "the server closed the connection mid-response"
-        if isinstance(exc, aiohttp.ClientPayloadError):
-            return f"the response was cut off: {exc}"
-        return self.redact(f"{type(exc).__name__}: {exc}")
-
-    def redact(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
 
 
 class OpenAIBackend(Backend):
@@ -265,7 +93,7 @@ class OpenAIBackend(Backend):
         self.client_processes = client_processes
         self._pool: Any = None
         self._api_key: str | None = None
-        self._endpoints: list[_Endpoint] = []
+        self._endpoints: list[Endpoint] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._session: Any = None
@@ -276,7 +104,7 @@ class OpenAIBackend(Backend):
         self._client = ""
         self._decode_one: Any = None
         self._decode_many: Any = None
-        self._streamer = _Streamer(None, None, tokenizer, self.endpoint_timeout, None)
+        self._streamer = Streamer(None, None, tokenizer, self.endpoint_timeout, None)
         self._errors: tuple[type[BaseException], ...] = ()
 
     @classmethod
@@ -307,7 +135,7 @@ class OpenAIBackend(Backend):
         except ImportError as exc:
             raise RuntimeError(_INSTALL_HINT) from exc
         try:
-            self._decode_one, self._decode_many = _decoders()
+            self._decode_one, self._decode_many = decoders()
         except ImportError as exc:
             raise RuntimeError(_INSTALL_HINT) from exc
         if self.api_key_env:
@@ -315,15 +143,15 @@ class OpenAIBackend(Backend):
             if not self._api_key:
                 raise ValueError(f"--mlperf-api-key-env: the environment variable "
                                  f"{self.api_key_env} is not set (or empty)")
-        self._streamer = _Streamer(self._decode_one, self._decode_many, self.tokenizer,
+        self._streamer = Streamer(self._decode_one, self._decode_many, self.tokenizer,
                                    self.endpoint_timeout, self._api_key)
         self._endpoints = []
         for url in self.system.endpoints:
             base = normalize_endpoint(url)
-            self._endpoints.append(_Endpoint(url=base, completions=base + "/v1/completions"))
+            self._endpoints.append(Endpoint(url=base, completions=base + "/v1/completions"))
         self._errors = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
-        self._connections = _connection_limit(len(self._endpoints))
-        loop, name = _new_loop()
+        self._connections = connection_limit(len(self._endpoints))
+        loop, name = new_loop()
         self._client = f"aiohttp {aiohttp.__version__} on {name}"
         self._loop = loop
         self._thread = threading.Thread(target=loop.run_forever, name="mlperf-openai-loop",
@@ -424,7 +252,7 @@ class OpenAIBackend(Backend):
         values = asyncio.run_coroutine_threadsafe(read_all(), loop).result(timeout=60)
         return {e.url: v for e, v in zip(self._endpoints, values, strict=True)}
 
-    async def _cache_hits(self, endpoint: _Endpoint) -> float | None:
+    async def _cache_hits(self, endpoint: Endpoint) -> float | None:
         import aiohttp
 
         try:
@@ -476,13 +304,13 @@ class OpenAIBackend(Backend):
                 raise errors[0]
             raise RuntimeError("; ".join(self._redact(str(e)) for e in errors))
 
-    async def _check(self, endpoint: _Endpoint) -> None:
+    async def _check(self, endpoint: Endpoint) -> None:
         await self._wait_ready(endpoint)
         await self._check_model(endpoint)
         await self._probe(endpoint)
         self._build_body(endpoint)
 
-    async def _wait_ready(self, endpoint: _Endpoint) -> None:
+    async def _wait_ready(self, endpoint: Endpoint) -> None:
         import aiohttp
 
         loop = asyncio.get_running_loop()
@@ -522,7 +350,7 @@ class OpenAIBackend(Backend):
                                                   f"(--mlperf-endpoint-timeout): {last}")
             await asyncio.sleep(0.5)
 
-    async def _get_json(self, endpoint: _Endpoint, path: str) -> tuple[int, Any]:
+    async def _get_json(self, endpoint: Endpoint, path: str) -> tuple[int, Any]:
         async with self._session.get(endpoint.url + path) as resp:
             body = await resp.read()
             try:
@@ -530,7 +358,7 @@ class OpenAIBackend(Backend):
             except ValueError:
                 return resp.status, None
 
-    async def _check_model(self, endpoint: _Endpoint) -> None:
+    async def _check_model(self, endpoint: Endpoint) -> None:
         try:
             status, models = await self._get_json(endpoint, "/v1/models")
         except self._errors as exc:
@@ -549,7 +377,7 @@ class OpenAIBackend(Backend):
             if status == 200 and isinstance(version, dict) and version.get("version"):
                 endpoint.version = str(version["version"])
 
-    async def _probe(self, endpoint: _Endpoint) -> None:
+    async def _probe(self, endpoint: Endpoint) -> None:
         """One short completion (outside any run): token-id prompt first, then text."""
         sample = self._probe_prompt()
         status, body = await self._probe_once(endpoint, sample)
@@ -564,20 +392,20 @@ class OpenAIBackend(Backend):
             raise EndpointError(endpoint.url, f"a test completion answered HTTP {status}: "
                                               f"{self._redact(body[:300].decode(errors='replace'))}")
         try:
-            payloads, _ = _events(body.replace(b"\r\n", b"\n"))
+            payloads, _ = events(body.replace(b"\r\n", b"\n"))
             chunks = [self._decode_one(p) for p in payloads if p != b"[DONE]"]
         except Exception as exc:  # noqa: BLE001 - any decoding error is a malformed stream
             raise EndpointError(endpoint.url, f"malformed stream in a test completion: {exc}") from None
         errors = [c.error for c in chunks if c.error is not None]
         if errors:
-            raise EndpointError(endpoint.url, f"a test completion failed: {_error_text(errors[0])}")
+            raise EndpointError(endpoint.url, f"a test completion failed: {error_text(errors[0])}")
         endpoint.output_ids = any(ch.token_ids is not None for c in chunks for ch in c.choices)
         if not (endpoint.prompt_ids and endpoint.output_ids) and self.tokenizer is None:
             raise EndpointError(endpoint.url, "takes or answers text only, and there is no "
                                               "tokenizer to translate (--mlperf-model: a folder "
                                               "with the model's tokenizer)")
 
-    async def _probe_once(self, endpoint: _Endpoint, prompt: Any) -> tuple[int, bytes]:
+    async def _probe_once(self, endpoint: Endpoint, prompt: Any) -> tuple[int, bytes]:
         body = {"model": self.system.model, "prompt": prompt, "max_tokens": 2, "stream": True,
                 "temperature": 0.0, "return_token_ids": True}
         try:
@@ -603,7 +431,7 @@ class OpenAIBackend(Backend):
         fields.update(self.engine_args)
         return fields
 
-    def _build_body(self, endpoint: _Endpoint) -> None:
+    def _build_body(self, endpoint: Endpoint) -> None:
         body = {"model": self.system.model, "prompt": _PROMPT_SLOT, **self._request_fields(),
                 "stream": True, "stream_options": {"include_usage": True}}
         if endpoint.output_ids:
@@ -622,7 +450,7 @@ class OpenAIBackend(Backend):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    def _pick(self) -> _Endpoint:
+    def _pick(self) -> Endpoint:
         endpoints = self._endpoints
         if len(endpoints) == 1:
             return endpoints[0]
@@ -657,7 +485,7 @@ class OpenAIBackend(Backend):
             if task is not current:
                 task.cancel()
 
-    async def _stream(self, endpoint: _Endpoint, query: Query, responder: Responder) -> tuple[list[int], int]:
+    async def _stream(self, endpoint: Endpoint, query: Query, responder: Responder) -> tuple[list[int], int]:
         """One streamed completion: (token ids for loadgen, the server's own token count); the
         first token goes to loadgen the moment it is read."""
         body = endpoint.head + self._prompt_bytes(endpoint.prompt_ids, query.prompt) + endpoint.tail
@@ -684,69 +512,6 @@ class OpenAIBackend(Backend):
         return self._streamer.redact(text)
 
 
-def new_session(connections: int, timeout: float, headers: dict[str, str]) -> Any:
-    """The client's aiohttp session (in the running loop): ``connections`` per endpoint."""
-    import aiohttp
-
-    return aiohttp.ClientSession(
-        # Idle connections close after 2 s, before the servers' own keep-alive timeout
-        # (uvicorn's, behind vLLM, SGLang and TensorRT-LLM: 5 s) can close one under a
-        # request being written to it.
-        connector=aiohttp.TCPConnector(limit=0, limit_per_host=connections, ttl_dns_cache=None,
-                                       keepalive_timeout=KEEPALIVE_S),
-        # sock_read: the longest a response may stay silent (a hung server), not the length of
-        # a response
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout),
-        headers=headers, auto_decompress=False,
-    )
-
-
-async def cancel_and_close(tasks: set[asyncio.Task[None]], session: Any) -> None:
-    """Cancel the requests in flight, then close the session."""
-    pending = list(tasks)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-    if session is not None:
-        await session.close()
-
-
-def _payload(event: bytes) -> bytes | None:
-    """The ``data:`` of one server-sent event (None for comments and other fields)."""
-    if event.startswith(b"data: "):
-        return event[6:]
-    if event.startswith(b"data:"):
-        return event[5:]
-    for line in event.split(b"\n"):
-        if line.startswith(b"data:"):
-            return line[5:].lstrip(b" ")
-    return None
-
-
-def _events(raw: bytes) -> tuple[list[bytes], bytes]:
-    """The ``data:`` payloads of the complete server-sent events in ``raw`` (which begins at
-    an event), and the bytes after them (an event still arriving)."""
-    end = raw.rfind(b"\n\n")
-    if end < 0:
-        return [], raw
-    body, left = raw[:end], raw[end + 2:]
-    # The usual shape, one "data: " line per event, is split in C; anything else (comments,
-    # other fields, multi-line data) event by event.
-    parts = body.split(b"\n\ndata: ")
-    if body.startswith(b"data: ") and body.count(b"\n") == 2 * (len(parts) - 1):
-        parts[0] = parts[0][6:]
-        return parts, left
-    return [p for p in map(_payload, body.split(b"\n\n")) if p is not None], left
-
-
-def _new_loop() -> tuple[asyncio.AbstractEventLoop, str]:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop(), "asyncio"
-    return uvloop.new_event_loop(), f"uvloop {uvloop.__version__}"
-
-
 def auto_client_processes(cores: int | None = None) -> int:
     """``--mlperf-client-processes=auto``: one loop below 8 usable cores (it is not the limit
     there, and loadgen, the bridge and often the server want the other cores); from 8 cores,
@@ -757,23 +522,6 @@ def auto_client_processes(cores: int | None = None) -> int:
         workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")
         cores = usable_cores() // max(1, int(workers) if workers.isdigit() else 1)
     return 1 if cores < 8 else min(8, cores // 2)
-
-
-def _connection_limit(endpoints: int) -> int:
-    """Connections per endpoint: as many as open files allow (the soft limit raised to the
-    hard one), less a reserve, shared by the endpoints."""
-    try:
-        import resource
-
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if hard == resource.RLIM_INFINITY or hard > soft:
-            target = 1 << 20 if hard == resource.RLIM_INFINITY else hard
-            with contextlib.suppress(ValueError, OSError):
-                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-                soft = target
-    except ImportError:  # not POSIX
-        soft = 1024
-    return max(16, (soft - 256) // max(1, endpoints))
 
 
 #: vLLM's counter of prompt tokens served from its prefix cache (``vllm/v1/metrics/loggers.py``);

@@ -9,7 +9,7 @@ Here loadgen and its bridge stay in the controller, and N spawned processes do t
   ``(response id, endpoint, sample index)`` down that process's pipe, one write per
   ``issue()``; a prompt's JSON crosses once per run and process, then its sample index names it.
 - Each process streams with its own event loop and aiohttp session, through the same code as
-  the one-loop client (:class:`pytest_mlperf.backends.openai._Streamer`: every answer checked
+  the one-loop client (:class:`pytest_mlperf.backends.openai_stream.Streamer`: every answer checked
   the same way), and sends back the first token the moment it is read and then the whole
   answer with the server's token count, batched per turn of its loop.
 - A reader thread in the controller calls the responder. Loadgen stamps ``FirstTokenComplete``
@@ -35,11 +35,20 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from pytest_mlperf.backends.base import Query, Responder
+from pytest_mlperf.backends.openai_stream import (
+    Endpoint,
+    EndpointError,
+    Streamer,
+    cancel_and_close,
+    connection_limit,
+    decoders,
+    new_loop,
+    new_session,
+)
 
 # to a process
 _QUERIES, _RESET, _CANCEL, _STOP = 0, 1, 2, 3
@@ -48,16 +57,6 @@ _FIRST, _DONE, _FAILED, _READY, _BROKEN = 0, 1, 2, 3, 4
 
 #: seconds a process may take to import the client and open its session
 START_TIMEOUT_S = 120.0
-
-
-@dataclass(frozen=True)
-class EndpointWire:
-    """What a process needs of an endpoint (the controller has checked it already)."""
-
-    url: str
-    completions: str
-    head: bytes
-    tail: bytes
 
 
 class ClientProcessError(RuntimeError):
@@ -304,8 +303,6 @@ class ClientPool:
             if kind == _DONE:
                 responder.complete(query, event[2])
             else:
-                from pytest_mlperf.backends.openai import EndpointError
-
                 responder.fail(EndpointError(endpoint.url, event[2]))
                 self.cancel()
 
@@ -333,9 +330,7 @@ def worker_main(commands: Connection, events: Connection, config: dict[str, Any]
 
     encode = msgspec.msgpack.Encoder().encode
     try:
-        from pytest_mlperf.backends.openai import _new_loop
-
-        loop, name = _new_loop()
+        loop, name = new_loop()
         asyncio.set_event_loop(loop)
         worker = _Worker(commands, events, config, loop, encode)
         loop.run_until_complete(worker.open(name))
@@ -355,20 +350,18 @@ class _Worker:
                  loop: asyncio.AbstractEventLoop, encode: Any) -> None:
         import msgspec
 
-        from pytest_mlperf.backends.openai import _decoders, _Endpoint, _Streamer
-
         self.commands = commands
         self.events = events
         self.loop = loop
         self.encode = encode
         self.decode = msgspec.msgpack.Decoder().decode
-        self.endpoints = [_Endpoint(url=url, completions=completions, head=head, tail=tail)
+        self.endpoints = [Endpoint(url=url, completions=completions, head=head, tail=tail)
                           for url, completions, head, tail in config["endpoints"]]
         self.headers = config["headers"]
         self.timeout = float(config["timeout"])
         api_key = self.headers.get("Authorization", "").removeprefix("Bearer ") or None
-        decode_one, decode_many = _decoders()
-        self.streamer = _Streamer(decode_one, decode_many, None, self.timeout, api_key)
+        decode_one, decode_many = decoders()
+        self.streamer = Streamer(decode_one, decode_many, None, self.timeout, api_key)
         self.session: Any = None
         self.run = 0
         #: sample index -> (prompt JSON, prompt length), for the current run
@@ -381,9 +374,7 @@ class _Worker:
     async def open(self, loop_name: str) -> None:
         import aiohttp
 
-        from pytest_mlperf.backends.openai import _connection_limit, new_session
-
-        self.session = new_session(_connection_limit(len(self.endpoints)), self.timeout, self.headers)
+        self.session = new_session(connection_limit(len(self.endpoints)), self.timeout, self.headers)
         self.stopped = self.loop.create_future()
         self.events.send_bytes(self.encode([0, [[_READY, os.getpid(),
                                                  f"aiohttp {aiohttp.__version__} on {loop_name}"]]]))
@@ -410,8 +401,6 @@ class _Worker:
                 return
 
     async def shut(self) -> None:
-        from pytest_mlperf.backends.openai import cancel_and_close
-
         await cancel_and_close(self.tasks, self.session)
 
     def _stop(self) -> None:
@@ -461,8 +450,6 @@ class _Worker:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - every failure ends the run, named
-            from pytest_mlperf.backends.openai import EndpointError
-
             cause = exc.cause if isinstance(exc, EndpointError) else self.streamer.cause(exc)
             self._emit([_FAILED, rid, cause])
             return
