@@ -5,6 +5,7 @@ dropped, the next test runs). Real engines: tests/test_faults_engines.py."""
 
 from __future__ import annotations
 
+import array
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +22,8 @@ from pytest_mlperf.loadgen.runner import RunResult, run_loadgen
 from pytest_mlperf.loadgen.settings import SettingsPlan
 from pytest_mlperf.loadgen.sut import token_ids
 from tests.fake_world import setup
+
+_INT32 = next(code for code in ("i", "l") if array.array(code).itemsize == 4)
 
 SCENARIOS = list(Scenario)
 #: short runs in every scenario (Server/Interactive: 16 queries at 200 qps)
@@ -93,6 +96,11 @@ TOKEN_CASES = [
     (np.array([5.0]), "5.0 (float) among its token ids"),
     ((3071, 0, 2**31 - 1), None),
     ([np.int64(5), 6], None),
+    # int32 arrays, as the openai client processes hand them over: checked all the same
+    (array.array(_INT32, [5, 6]), None),
+    (array.array(_INT32, [-1, 5]), "token id -1 outside"),
+    (array.array(_INT32, [2**31 - 1, 0]), None),
+    (array.array(_INT32), None),
 ]
 
 

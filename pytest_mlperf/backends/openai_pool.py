@@ -27,6 +27,7 @@ Messages are msgpack (msgspec): to a process ``[kind, run, payload]``; from one 
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import multiprocessing
@@ -54,6 +55,9 @@ from pytest_mlperf.backends.openai_stream import (
 _QUERIES, _RESET, _CANCEL, _STOP = 0, 1, 2, 3
 # from a process
 _FIRST, _DONE, _FAILED, _READY, _BROKEN = 0, 1, 2, 3, 4
+
+#: answers cross as int32 bytes, the layout loadgen takes (no list of ints to build twice)
+_INT32 = next(code for code in ("i", "l") if array.array(code).itemsize == 4)
 
 #: seconds a process may take to import the client and open its session
 START_TIMEOUT_S = 120.0
@@ -258,20 +262,25 @@ class ClientPool:
             for conn in wait(list(by_conn)):
                 proc = by_conn[conn]  # type: ignore[index]
                 try:
-                    data = conn.recv_bytes()  # type: ignore[union-attr]
+                    # every message the pipe holds now, then wait again (one wait per batch)
+                    while True:
+                        self._deliver(conn.recv_bytes())  # type: ignore[union-attr]
+                        if not conn.poll():  # type: ignore[union-attr]
+                            break
                 except (EOFError, OSError):
                     del by_conn[conn]  # type: ignore[arg-type]
                     if not self._closing:
                         self._died(proc)
-                    continue
-                try:
-                    run, events = self._decode(data)
-                    if run == self._run:
-                        self._answer(run, events)
-                except BaseException as exc:  # noqa: BLE001 - a broken answer ends the run, named
-                    responder = self._responder
-                    if responder is not None:
-                        responder.fail(exc)
+
+    def _deliver(self, data: bytes) -> None:
+        try:
+            run, events = self._decode(data)
+            if run == self._run:
+                self._answer(run, events)
+        except BaseException as exc:  # noqa: BLE001 - a broken answer ends the run, named
+            responder = self._responder
+            if responder is not None:
+                responder.fail(exc)
 
     def _answer(self, run: int, events: list[Any]) -> None:
         pending, responder = self._pending, self._responder
@@ -295,13 +304,15 @@ class ClientPool:
                 endpoint.outstanding -= 1
                 proc.outstanding -= 1
                 if kind == _DONE:
+                    tokens = array.array(_INT32)
+                    tokens.frombytes(event[2])
                     endpoint.counts.completed += 1
-                    endpoint.counts.output_tokens += len(event[2])
+                    endpoint.counts.output_tokens += len(tokens)
                     endpoint.counts.server_output_tokens += event[3]
                 else:
                     endpoint.counts.failed += 1
             if kind == _DONE:
-                responder.complete(query, event[2])
+                responder.complete(query, tokens)
             else:
                 responder.fail(EndpointError(endpoint.url, event[2]))
                 self.cancel()
@@ -453,7 +464,7 @@ class _Worker:
             cause = exc.cause if isinstance(exc, EndpointError) else self.streamer.cause(exc)
             self._emit([_FAILED, rid, cause])
             return
-        self._emit([_DONE, rid, tokens, server_tokens])
+        self._emit([_DONE, rid, array.array(_INT32, tokens).tobytes(), server_tokens])
 
     def _emit(self, event: list[Any]) -> None:
         self.outbox.append(event)
