@@ -21,16 +21,17 @@ def default_signals() -> None:
 
 def signal_pytest(cwd: Path, args: Sequence[str], ready: Path | Callable[[], object], *,
                   signals: Sequence[str] = ("SIGINT",), settle_s: float = 0.5, gap_s: float = 1.5,
-                  patience_s: float = 60.0) -> tuple[int, float, str]:
+                  patience_s: float = 60.0, seen: list[str] | None = None) -> tuple[int, float, str]:
     """Run ``pytest args`` in ``cwd``; once ``ready`` exists (or returns something true) and
     ``settle_s`` more have passed, send ``signals`` ``gap_s`` apart. Returns (exit status,
-    seconds from the last signal to the exit, output)."""
+    seconds from the last signal to the exit, output). ``seen`` gets the output as it stood
+    just before each signal."""
     is_ready = ready if callable(ready) else ready.exists
     out = cwd / "out.txt"
     with open(out, "wb") as sink:
         proc = subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=cwd, stdout=sink,
                                 stderr=subprocess.STDOUT, preexec_fn=default_signals,
-                                env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+                                env={**os.environ, "PYTHONFAULTHANDLER": "1", "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + patience_s
         while not is_ready():
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -41,6 +42,8 @@ def signal_pytest(cwd: Path, args: Sequence[str], ready: Path | Callable[[], obj
         for i, name in enumerate(signals):
             if i:
                 time.sleep(gap_s)  # a second signal, not the same one reaching it twice
+            if seen is not None:
+                seen.append(out.read_text(errors="replace"))
             proc.send_signal(getattr(signal, name))
         sent = time.monotonic()
         try:

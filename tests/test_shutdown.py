@@ -44,7 +44,8 @@ def test_second(mlperf_result):
 FATAL = ("Fatal Python error", "terminate called", "Aborted", "Segmentation fault", "INTERNALERROR")
 
 
-def _run(tmp_path: Path, signals: tuple[str, ...], flags: tuple[str, ...] = ()) -> tuple[int, float, str]:
+def _run(tmp_path: Path, signals: tuple[str, ...], flags: tuple[str, ...] = (),
+         seen: list[str] | None = None) -> tuple[int, float, str]:
     (tmp_path / "test_bench.py").write_text(BENCH)
     args = ["test_bench.py", "-p", "no:cacheprovider", "--mlperf-backend=hf",
             "--mlperf-scenario=Offline", "--mlperf-mode=performance", "--mlperf-profile=official",
@@ -56,7 +57,7 @@ def _run(tmp_path: Path, signals: tuple[str, ...], flags: tuple[str, ...] = ()) 
     pattern = "*/run_1/*/mlperf_log_detail.txt" if flags else "*second*/run_1/*/mlperf_log_detail.txt"
     # 2 s after the run's detail log appears, the engine is generating
     return signal_pytest(tmp_path, args, lambda: list(results.glob(pattern)), signals=signals,
-                         settle_s=2.0, patience_s=120)
+                         settle_s=2.0, patience_s=120, seen=seen)
 
 
 def _interrupted_by(signals: tuple[str, ...]) -> str:
@@ -77,12 +78,16 @@ CASES = [
 def test_a_signal_mid_generation_writes_every_report(
         tmp_path: Path, signals: tuple[str, ...], flags: tuple[str, ...], expected: int) -> None:
     pytest.importorskip("transformers")
-    status, took, output = _run(tmp_path, signals, flags)
+    seen: list[str] = []
+    status, took, output = _run(tmp_path, signals, flags, seen)
     tail = output[-4000:]
     assert status == expected, tail
     assert took < 30, (took, tail)
     assert not [f for f in FATAL if f in output], tail
-    if len(signals) > 1:
+    if len(signals) > 1 and "MLPerf results" not in seen[-1]:
+        # the second Ctrl-C came while the session still ran: it hurried. (The engine often
+        # stops within the 1.5 s before it: then it lands on a process that wrote its reports
+        # and exits, where it must change nothing, not even the status: CI 2026-12-04 saw -2.)
         assert "again: not waiting for engines any more" in output, tail
     why = f"interrupted by {_interrupted_by(signals)}"
     # JUnit: the finished test passed, the interrupted one named, as interrupted
