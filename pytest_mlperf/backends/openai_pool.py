@@ -237,7 +237,12 @@ class ClientPool:
                              len(query.prompt)]
                 batches.setdefault(proc.index, []).append(entry)
         for index, batch in batches.items():
-            self._send(procs[index], _QUERIES, batch)
+            try:
+                self._send(procs[index], _QUERIES, batch)
+            except OSError as exc:  # it went away since the last answer: named, not "Broken pipe"
+                raise ClientProcessError(f"{procs[index].name()} cannot take queries ({exc}): "
+                                         "the openai backend's client is gone "
+                                         "(--mlperf-client-processes)") from None
 
     def cancel(self) -> None:
         """Every process drops its requests (a run failed). Sent from a thread of its own: the
