@@ -50,6 +50,7 @@ from pytest_mlperf.backends.openai_stream import (
     decoders,
     error_text,
     events,
+    least_busy,
     new_loop,
     new_session,
 )
@@ -450,14 +451,8 @@ class OpenAIBackend(Backend):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    def _pick(self) -> Endpoint:
-        endpoints = self._endpoints
-        if len(endpoints) == 1:
-            return endpoints[0]
-        return min(endpoints, key=lambda e: (e.outstanding, e.counts.requests))
-
     async def _serve(self, query: Query, responder: Responder) -> None:
-        endpoint = self._pick()
+        endpoint = self._endpoints[least_busy(self._endpoints)]
         endpoint.outstanding += 1
         endpoint.counts.requests += 1
         try:

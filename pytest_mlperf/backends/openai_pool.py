@@ -47,6 +47,7 @@ from pytest_mlperf.backends.openai_stream import (
     cancel_and_close,
     connection_limit,
     decoders,
+    least_busy,
     new_loop,
     new_session,
 )
@@ -218,10 +219,7 @@ class ClientPool:
         endpoints, procs, pending = self._endpoints, self._procs, self._pending
         with self._count_lock:
             for query in queries:
-                e_index = 0
-                if len(endpoints) > 1:
-                    e_index = min(range(len(endpoints)),
-                                  key=lambda i: (endpoints[i].outstanding, endpoints[i].counts.requests))
+                e_index = least_busy(endpoints)
                 endpoint = endpoints[e_index]
                 endpoint.outstanding += 1
                 endpoint.counts.requests += 1
@@ -239,10 +237,8 @@ class ClientPool:
         for index, batch in batches.items():
             try:
                 self._send(procs[index], _QUERIES, batch)
-            except OSError as exc:  # it went away since the last answer: named, not "Broken pipe"
-                raise ClientProcessError(f"{procs[index].name()} cannot take queries ({exc}): "
-                                         "the openai backend's client is gone "
-                                         "(--mlperf-client-processes)") from None
+            except OSError:  # it went away since the last answer: named, not "Broken pipe"
+                raise ClientProcessError(self._gone(procs[index])) from None
 
     def cancel(self) -> None:
         """Every process drops its requests (a run failed). Sent from a thread of its own: the
@@ -322,13 +318,17 @@ class ClientPool:
                 responder.fail(EndpointError(endpoint.url, event[2]))
                 self.cancel()
 
-    def _died(self, proc: _Process) -> None:
+    @staticmethod
+    def _gone(proc: _Process) -> str:
+        """How ``proc`` ended, for the run's failure (the reader or ``issue`` finds out first)."""
         proc.process.join(2)
         code = proc.process.exitcode
         how = (f"was killed by signal {-code}" if code is not None and code < 0
                else f"exited (exit code {code})")
-        self._broken = (f"{proc.name()} {how}: the openai backend's client is gone "
-                        "(--mlperf-client-processes)")
+        return f"{proc.name()} {how}: the openai backend's client is gone (--mlperf-client-processes)"
+
+    def _died(self, proc: _Process) -> None:
+        self._broken = self._gone(proc)
         responder = self._responder
         if responder is not None:
             responder.fail(ClientProcessError(self._broken))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,14 @@ class Endpoint:
     tail: bytes = b""
     outstanding: int = 0
     counts: EndpointCounts = field(default_factory=EndpointCounts)
+
+
+def least_busy(endpoints: Sequence[Endpoint]) -> int:
+    """The index of the endpoint to send the next request to: the fewest outstanding requests,
+    then the fewest sent this run (the one-loop client's and the client processes' rule)."""
+    if len(endpoints) == 1:
+        return 0
+    return min(range(len(endpoints)), key=lambda i: (endpoints[i].outstanding, endpoints[i].counts.requests))
 
 
 def decoders() -> tuple[Any, Any]:
